@@ -1,0 +1,1 @@
+"""smartbatt desktop app (PySide6 + pyqtgraph): a client of the smartbatt library."""

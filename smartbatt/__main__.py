@@ -1,0 +1,5 @@
+"""``python -m smartbatt`` runs the command line."""
+
+from smartbatt.cli.main import main
+
+main()
