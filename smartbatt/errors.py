@@ -191,6 +191,22 @@ class DecodeError(SmartBattError, ValueError):
     """Raw bytes could not be decoded as the command's type (wrong size, bad text, bad field)."""
 
 
+class FileFormatError(DecodeError):
+    """A FlashStream or ``.gg.csv`` file is malformed.
+
+    :ivar file: file name as given.
+    :ivar line: 1-based line number, or None for whole-file problems.
+    :ivar reason: what is wrong.
+    """
+
+    def __init__(self, file: str, line: int | None, reason: str) -> None:
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {reason}")
+        self.file = file
+        self.line = line
+        self.reason = reason
+
+
 class UnknownCommand(SmartBattError, KeyError):
     """A command name or code is not in the command table in use."""
 
