@@ -6,9 +6,20 @@ The library never imports Qt; the desktop app in ``gui/`` is a client of it like
 from __future__ import annotations
 
 from smartbatt.errors import SmartBattError
+from smartbatt.sbs.battery import Battery, open_battery
+from smartbatt.sbs.decode import decode
 from smartbatt.transports import Transport, open_transport
 from smartbatt.uri import DEFAULT_URI
 
 __version__ = "0.1.0"
 
-__all__ = ["DEFAULT_URI", "SmartBattError", "Transport", "__version__", "open_transport"]
+__all__ = [
+    "DEFAULT_URI",
+    "Battery",
+    "SmartBattError",
+    "Transport",
+    "__version__",
+    "decode",
+    "open_battery",
+    "open_transport",
+]

@@ -26,7 +26,11 @@ EXIT_DEVICE = 3
 EXIT_INTERRUPTED = 130
 
 #: subcommand modules; each has ``register(subparsers)`` and sets ``handler(args, ctx) -> int``.
-COMMAND_MODULES: tuple[str, ...] = ("smartbatt.cli.commands.sbs",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "smartbatt.cli.commands.sbs",
+    "smartbatt.cli.commands.pmbus",
+    "smartbatt.cli.commands.emulate",
+)
 
 
 class UsageError(SmartBattError):

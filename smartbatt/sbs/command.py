@@ -75,7 +75,7 @@ class Command:
     #: SpecificationInfo scale factor that applies.
     spec_scale: SpecScale = SpecScale.NONE
     #: name of a structured decoder (``battery_mode``, ``battery_status``, ``specification_info``,
-    #: ``manufacture_date``, ``temperature``), or empty for plain numbers/text/bytes.
+    #: ``manufacture_date``, ``temperature``, ``boolean``), or empty for plain numbers/text/bytes.
     decoder: str = ""
     #: raw values that mean something other than a number (0xFFFF → ``not discharging``).
     sentinels: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -88,6 +88,13 @@ class Command:
     label: str = ""
     #: one-sentence description (tooltips, ``--help``).
     description: str = ""
+    #: raw values the device sends when it has no answer yet (0xFFFF, Sanyo 0x1717): retried and
+    #: never decoded as data. Empty for commands where every raw value is a legal reading. For
+    #: block and string commands: the byte values a filler block consists of (0xFF, 0x17).
+    filler: frozenset[int] = frozenset()
+    #: a write is confirmed by reading the command back (False for ManufacturerAccess, whose
+    #: read returns the vendor command's result rather than the word written).
+    verify: bool = True
 
     @property
     def readable(self) -> bool:

@@ -35,6 +35,9 @@ from smartbatt.transports.retry import RetryPolicy
 from smartbatt.transports.txlog import Listener, SMBusProtocol, TransactionRecord
 from smartbatt.uri import DeviceSpec
 
+#: CRC-8 state after "Addr+W <command phase> Sr Addr+R", per (address, command phase); see _check_pec.
+_READ_PREFIX: dict[tuple[int, bytes], int] = {}
+
 #: SMBus 2.0 block limit (data bytes, excluding count and PEC).
 SMBUS_BLOCK_MAX = 32
 
@@ -233,7 +236,17 @@ class Transport(abc.ABC):
         return received
 
     def _check_pec(self, address: int, written: bytes, body: bytes, got: int) -> None:
-        expected = pec_for_read(address, written, body)
+        # Hot path of every PEC'd read: the CRC over "Addr+W command Sr Addr+R" depends only on the
+        # address and the command phase, so it is computed once per (address, command) and the
+        # reply bytes are folded in here (CRC-8 is a byte-wise state machine; smbus.md §4).
+        key = (address, written if type(written) is bytes else bytes(written))
+        expected = _READ_PREFIX.get(key)
+        if expected is None:
+            expected = pec_for_read(address, written, b"")
+            if len(written) <= 1:  # bounded: at most 128 addresses × 257 command phases
+                _READ_PREFIX[key] = expected
+        for byte in body:
+            expected = TABLE[expected ^ byte]
         if got == expected:
             return
         cause = ""
