@@ -8,8 +8,13 @@ from typing import Any
 
 from rich.console import Console
 
+from smartbatt.errors import SmartBattError
 from smartbatt.transports import Transport, open_transport
 from smartbatt.transports.txlog import TransactionRecord
+
+
+class UsageError(SmartBattError):
+    """A command-line argument is invalid (exit code 2)."""
 
 
 class CliContext:

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 from smartbatt import __version__
-from smartbatt.cli.context import CliContext
+from smartbatt.cli.context import CliContext, UsageError
 from smartbatt.errors import SmartBattError, UriError
 from smartbatt.uri import DEFAULT_URI
 
@@ -30,11 +30,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smartbatt.cli.commands.sbs",
     "smartbatt.cli.commands.pmbus",
     "smartbatt.cli.commands.emulate",
+    "smartbatt.cli.commands.monitor",
 )
-
-
-class UsageError(SmartBattError):
-    """A command-line argument is invalid (exit code 2)."""
 
 
 def _address(text: str) -> int:

@@ -58,8 +58,9 @@ class Transport(abc.ABC):
 
     #: URI scheme this backend is registered under.
     scheme: ClassVar[str] = ""
-    #: native abilities; the base class emulates what is missing.
-    capabilities: ClassVar[Capability] = Capability.REPEATED_START
+    #: native abilities; the base class emulates what is missing. A backend whose abilities
+    #: depend on the adapter found at open time (i2c-dev) sets it per instance.
+    capabilities: Capability = Capability.REPEATED_START
 
     def __init__(self, *, pec: bool = False, timeout_s: float = 0.1, retry: RetryPolicy | None = None) -> None:
         if timeout_s <= 0:
@@ -71,6 +72,8 @@ class Transport(abc.ABC):
         self._lock = threading.RLock()
         self._closed = False
         self._listeners: list[Listener] = []
+        #: >0 while inside :meth:`redacted`: the log gets records without their data bytes.
+        self._redact = 0
 
     # ----------------------------------------------------------------------------------------
     # construction, lifetime
@@ -138,6 +141,21 @@ class Transport(abc.ABC):
         """
         with self._lock:
             yield self
+
+    @contextlib.contextmanager
+    def redacted(self) -> Iterator[Self]:
+        """Hold the bus like :meth:`exclusive` and keep the data bytes out of the transaction log.
+
+        For secrets on the wire (unseal and full-access key words): listeners still see each
+        transaction (address, command, result, timing) but ``data_out`` is empty and
+        ``redacted`` is set, and error records carry no data either.
+        """
+        with self._lock:
+            self._redact += 1
+            try:
+                yield self
+            finally:
+                self._redact -= 1
 
     # ----------------------------------------------------------------------------------------
     # raw operations a backend implements
@@ -307,18 +325,20 @@ class Transport(abc.ABC):
         attempt: int,
     ) -> None:
         duration = time.perf_counter() - start
+        redact = self._redact > 0
         record = TransactionRecord(
             time=time.time() - duration,
             address=address,
             protocol=protocol,
             command=command,
-            data_out=data,
-            data_in=received,
+            data_out=b"" if redact else data,
+            data_in=b"" if redact else received,
             pec=pec,
             result="ok" if exc is None else type(exc).__name__,
             error="" if exc is None else exc.message,
             duration_s=duration,
             attempt=attempt,
+            redacted=redact,
         )
         if exc is not None and exc.record is None:
             exc.record = record

@@ -48,6 +48,9 @@ class TransactionRecord:
     duration_s: float
     #: 1 for the first try, 2 for the first retry…
     attempt: int = 1
+    #: the data bytes were withheld (security keys sent inside :meth:`Transport.redacted`);
+    #: ``data_out`` is then empty.
+    redacted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -57,6 +60,8 @@ class TransactionRecord:
         """One line for logs: ``0x0B read_word 0x09 -> 80 3E PEC ok 0.4 ms``."""
         cmd = f" 0x{self.command:02X}" if self.command is not None else ""
         out = f" <- {self.data_out.hex(' ').upper()}" if self.data_out else ""
+        if self.redacted:
+            out = " <- [redacted]"
         inn = f" -> {self.data_in.hex(' ').upper()}" if self.data_in else ""
         pec = " PEC" if self.pec else ""
         res = self.result if self.ok else f"{self.result}: {self.error}"

@@ -22,8 +22,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from smartbatt.cli.context import CliContext
-from smartbatt.cli.main import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from smartbatt.cli.context import CliContext, UsageError
+from smartbatt.cli.main import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
 from smartbatt.errors import UnknownCommand
 from smartbatt.pmbus.commands import BitField, FieldValue, PMBusCommand, Value, load_table
 from smartbatt.pmbus.device import ALL_PAGES, MAX_PAGE, DumpEntry, PMBusDevice, PMBusReading, PMBusStatus

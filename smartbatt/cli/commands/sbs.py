@@ -19,8 +19,8 @@ from contextlib import contextmanager
 
 from rich.table import Table
 
-from smartbatt.cli.context import CliContext
-from smartbatt.cli.main import EXIT_DEVICE, EXIT_OK, UsageError
+from smartbatt.cli.context import CliContext, UsageError
+from smartbatt.cli.main import EXIT_DEVICE, EXIT_OK
 from smartbatt.errors import AccessDenied, DecodeError, RangeError, UnknownCommand
 from smartbatt.sbs.battery import Battery, Snapshot
 from smartbatt.sbs.codecs import SpecInfo, unit_of
