@@ -214,6 +214,17 @@ class UnknownCommand(SmartBattError, KeyError):
         return SmartBattError.__str__(self)
 
 
+class UnknownEvent(SmartBattError, KeyError):
+    """No event with this id is known to the alarm engine."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return SmartBattError.__str__(self)
+
+
+class StoreError(SmartBattError):
+    """The recording database cannot be opened, read or written (or is not a smartbatt store)."""
+
+
 class AccessDenied(SmartBattError):
     """The command cannot be used this way (write to a read-only command, read of a write-only one)."""
 
@@ -232,6 +243,37 @@ class SealedError(SmartBattError):
 
 class SecurityError(SmartBattError):
     """Unseal / full access / authentication failed (wrong key, timing window missed)."""
+
+
+class InterruptedWrite(SmartBattError):
+    """A multi-step write (golden-image import, FlashStream run) stopped part-way.
+
+    The message names where it stopped and why; the attributes say exactly what was done.
+
+    :ivar done: steps completed and verified (data-flash entry names, or FlashStream lines).
+    :ivar in_doubt: the step that was running when it failed (written or not: unknown), if any.
+    :ivar remaining: steps not started.
+    :ivar cause: the error that stopped it.
+    :ivar journal: file recording the progress (a re-run reads it), if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        done: tuple[str, ...] = (),
+        in_doubt: str | None = None,
+        remaining: tuple[str, ...] = (),
+        cause: SmartBattError | None = None,
+        journal: str | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.done = done
+        self.in_doubt = in_doubt
+        self.remaining = remaining
+        self.cause = cause
+        self.journal = journal
 
 
 class ProfileError(SmartBattError):

@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smartbatt.cli.commands.pmbus",
     "smartbatt.cli.commands.emulate",
     "smartbatt.cli.commands.monitor",
+    "smartbatt.cli.commands.monitor_store",
 )
 
 
