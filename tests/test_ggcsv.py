@@ -77,14 +77,14 @@ def test_parse_older_unquoted_export(bq40z50):
 
 
 def test_unknown_parameter_is_an_error_naming_the_line(bq40z50):
-    text = QUOTED + '"Calibration","Voltage","Cell Gain","12173","-"\n'
+    text = QUOTED + '"Calibration","Current Offset","CC Offset","0","-"\n'
     gg = parse_gg(text, "pack.gg.csv")
     with pytest.raises(FileFormatError) as err:
         import_gg(gg, bq40z50)
     assert (err.value.file, err.value.line) == ("pack.gg.csv", 21)
-    assert err.value.reason == "Calibration:Voltage:Cell Gain: not in the bq40z50 data-flash map"
+    assert err.value.reason == "Calibration:Current Offset:CC Offset: not in the bq40z50 data-flash map"
     relaxed = import_gg(gg, bq40z50, strict=False)
-    assert [r.key for r in relaxed.unknown] == ["Calibration:Voltage:Cell Gain"]
+    assert [r.key for r in relaxed.unknown] == ["Calibration:Current Offset:CC Offset"]
     assert len(relaxed.values) == 7
 
 

@@ -179,9 +179,19 @@ def test_bq40z50_data_flash_map_covers_the_protections():
     assert "Gas Gauging:Design:Design Voltage" in keys
     assert "SBS Configuration:Data:Manufacturer Name" in keys
     assert "SBS Configuration:Data:Device Name" in keys
-    # Only one address is published (PX4); no address or default was invented for the rest.
+    # Addresses only where a public source gives them (PX4; the RRC BQ40Z50R1 driver for the
+    # calibration block); no address or default was invented for the rest.
     addressed = {e.key: e.address for e in bq.data_flash if e.address is not None}
-    assert addressed == {"Settings:Protection:Enabled Protections A": 0x4938}
+    assert addressed == {
+        "Settings:Protection:Enabled Protections A": 0x4938,
+        "Calibration:Voltage:Cell Gain": 0x4000,
+        "Calibration:Voltage:Pack Gain": 0x4002,
+        "Calibration:Voltage:BAT Gain": 0x4004,
+        "Calibration:Temperature:External1 Temp Offset": 0x4015,
+        "Calibration:Temperature:External2 Temp Offset": 0x4016,
+        "Calibration:Temperature:External3 Temp Offset": 0x4017,
+        "Calibration:Temperature:External4 Temp Offset": 0x4018,
+    }
     assert all(e.default is None for e in bq.data_flash)
     otc = bq.df_entry("Protections:OTC:Threshold")
     assert (otc.type, otc.scale, otc.unit) == (DFType.I2, 0.1, "°C")

@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smartbatt.cli.commands.emulate",
     "smartbatt.cli.commands.monitor",
     "smartbatt.cli.commands.monitor_store",
+    "smartbatt.cli.commands.gauge",
 )
 
 

@@ -8,9 +8,13 @@ Two layers:
   SBS values once a second), so an idle host costs nothing and a speed-0 clock only moves through
   :meth:`VirtualPack.advance`. Everything is seeded: one seed gives one register trace.
 * :class:`EmulatedGauge` is the :class:`~smartbatt.emulator.target.SMBusDevice`: SBS 1.1 commands
-  0x00–0x23 (sbs.md §1), and for the bq40z50 profile the cell voltages 0x3C–0x3F, ManufacturerAccess
-  (0x00) with the security key sequences, ManufacturerData (0x23), ManufacturerBlockAccess (0x44), the
-  status blocks 0x50–0x57 and DAStatus1/2 (0x71/0x72) with the layouts of ti_gauges.md §3–§6.
+  0x00–0x23 (sbs.md §1) and what its chip profile (``firmware_profiles/<name>.toml``, one of
+  :data:`SERVED_PROFILES`) adds: the cell voltages 0x3C–0x3F, ManufacturerAccess (0x00) with the
+  security key sequences, ManufacturerData (0x23), ManufacturerBlockAccess (0x44), the status blocks
+  encoded with the profile's bit maps and sized by its status sources, DAStatus1/2 (0x71/0x72),
+  lifetime data built with the profile's layouts, data flash at the profile's addresses
+  (:mod:`smartbatt.emulator.dataflash`: protection entries drive the protection parameter set) and
+  SHA-1 challenge/response on Authenticate() (0x2F).
 
 Security (ti_gauges.md §6; TI SLUUAQ3A security pages): a gauge starts SEALED. Unseal = two word
 writes of the unseal key to ManufacturerAccess within 4 s (defaults 0x0414, 0x3672); FULL ACCESS =
@@ -21,12 +25,14 @@ treats any other transaction to the gauge between the two words as breaking the 
 why :meth:`Transport.exclusive` exists). What a sealed bq40z50 does on the wire when asked for an
 unsealed-only command is not documented in the sources at hand (UNCONFIRMED): the emulator NACKs the
 command byte of an unsealed-only SBS command (0x50–0x57, 0x71, 0x72: TI tables list them "—" in the
-SEALED column) and accepts-but-ignores an unsealed-only MAC subcommand (its result buffer is empty).
+SEALED column) and accepts-but-ignores an unsealed-only MAC subcommand (its result buffer is empty);
+data-flash reads and writes through the MAC are ignored the same way while SEALED (ti_gauges.md §7).
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from smartbatt.emulator.clock import SimClock
+from smartbatt.emulator.dataflash import DataFlashMemory
 from smartbatt.emulator.gauge import (
     ZERO_C_DECI_K,
     Gauge,
@@ -46,6 +53,10 @@ from smartbatt.emulator.pack import Pack, PackConfig
 from smartbatt.emulator.pack_faults import PackFaults
 from smartbatt.emulator.protections import ProtectionParameters, ProtectionState
 from smartbatt.emulator.target import BLOCK, SMBusDevice, TargetNack
+from smartbatt.gauge.flags import encode
+from smartbatt.profiles.loader import load_profile
+from smartbatt.profiles.schema import DataFlashAccessMethod, DFValue, Profile, SecurityLevel, SecurityMethod
+from smartbatt.profiles.schema import MacAccess as ProfileMacAccess
 
 #: SBS address of a smart battery (sbs.md §6).
 BATTERY_ADDRESS = 0x0B
@@ -222,10 +233,15 @@ class VirtualPack:
 # chip behaviour tables
 # ------------------------------------------------------------------------------------------------
 
+#: Chip profiles (``firmware_profiles/``) the emulator can serve: SBS gauges whose MAC, status words
+#: and data flash it implements. bq40z80 (cells 5–7 through DAStatus3), bq78350 (external AFE),
+#: bq20z65 (subclass data flash) and bq28z610 (I2C command pairs) are not served.
+SERVED_PROFILES = ("bq40z50", "bq4050", "generic-sbs")
+
 
 @dataclass(frozen=True)
 class ChipProfile:
-    """What an emulated chip answers beyond SBS 0x00–0x23 (until ``firmware_profiles/`` drives it)."""
+    """What an emulated chip answers beyond SBS 0x00–0x23, derived from its chip profile."""
 
     name: str
     #: MAC 0x0001 DeviceType, or None for a gauge without TI MAC.
@@ -239,12 +255,23 @@ class ChipProfile:
     #: starts SEALED (a production pack).
     sealed_at_start: bool = True
 
+    @classmethod
+    def from_profile(cls, profile: Profile) -> ChipProfile:
+        """The emulator's view of a loaded chip profile."""
+        cell_codes = {c.code for c in profile.commands if c.name.startswith("CellVoltage")}
+        cells = {0x3C, 0x3D, 0x3E, 0x3F} <= cell_codes
+        return cls(
+            name=profile.name,
+            device_type=profile.identity.device_types[0] if profile.identity.device_types else None,
+            cell_voltage_registers=cells,
+            ti_mac=bool(profile.mac),
+            max_cells=4 if cells else 16,
+            sealed_at_start=profile.security.method is not SecurityMethod.NONE,
+        )
 
-#: Known chips. bq40z50: DeviceType 0x4500, 1–4 cells (ti_gauges.md §1).
-PROFILES: Mapping[str, ChipProfile] = {
-    "bq40z50": ChipProfile("bq40z50", 0x4500, True, True, 4),
-    "generic-sbs": ChipProfile("generic-sbs", None, False, False, 16, sealed_at_start=False),
-}
+
+#: Known chips, by profile name (bq40z50: DeviceType 0x4500, 1–4 cells, ti_gauges.md §1).
+PROFILES: Mapping[str, ChipProfile] = {name: ChipProfile.from_profile(load_profile(name)) for name in SERVED_PROFILES}
 
 
 class MacAccess(enum.Enum):
@@ -257,45 +284,71 @@ class MacAccess(enum.Enum):
 
 @dataclass(frozen=True)
 class MacCommand:
-    """One ManufacturerAccess subcommand (the profiles engineer can generate these from TOML)."""
+    """One ManufacturerAccess subcommand the emulated chip serves."""
 
     code: int
     name: str
     access: MacAccess
     #: least privileged mode that may use it: SEALED = available in every mode.
     level: Security
-    #: name of the :class:`EmulatedGauge` method that serves it.
+    #: name of the :class:`EmulatedGauge` method that serves it (reads return bytes; a status
+    #: subcommand's handler is ``status_bytes``, called with :attr:`register`).
     handler: str
+    #: status register the subcommand returns, when it is one (the bit map comes from the profile).
+    register: str | None = None
 
 
-#: bq40z50 ManufacturerAccess subcommands (codes: ti_gauges.md §3.1; "available in SEALED" per the TI
-#: R4 table for 0x0001–0x0013; OperationStatus in SEALED is UNCONFIRMED — allowed so a sealed host can
-#: see the SEC bits; the others unsealed-only as the TI tables show "—" for SEALED).
-MAC_COMMANDS: Mapping[int, MacCommand] = {
-    c.code: c
-    for c in (
-        MacCommand(0x0001, "DeviceType", MacAccess.READ, Security.SEALED, "_mac_device_type"),
-        MacCommand(0x0002, "FirmwareVersion", MacAccess.READ, Security.SEALED, "_mac_firmware_version"),
-        MacCommand(0x0029, "PermanentFailDataReset", MacAccess.ACTION, Security.FULL_ACCESS, "_mac_pf_reset"),
-        MacCommand(0x0030, "SealDevice", MacAccess.ACTION, Security.UNSEALED, "_mac_seal"),
-        MacCommand(0x0035, "SecurityKeys", MacAccess.READ, Security.FULL_ACCESS, "_mac_security_keys"),
-        MacCommand(0x0041, "DeviceReset", MacAccess.ACTION, Security.UNSEALED, "_mac_reset"),
-        MacCommand(0x0050, "SafetyAlert", MacAccess.READ, Security.UNSEALED, "_mac_safety_alert"),
-        MacCommand(0x0051, "SafetyStatus", MacAccess.READ, Security.UNSEALED, "_mac_safety_status"),
-        MacCommand(0x0052, "PFAlert", MacAccess.READ, Security.UNSEALED, "_mac_pf_alert"),
-        MacCommand(0x0053, "PFStatus", MacAccess.READ, Security.UNSEALED, "_mac_pf_status"),
-        MacCommand(0x0054, "OperationStatus", MacAccess.READ, Security.SEALED, "_mac_operation_status"),
-        MacCommand(0x0055, "ChargingStatus", MacAccess.READ, Security.UNSEALED, "_mac_charging_status"),
-        MacCommand(0x0056, "GaugingStatus", MacAccess.READ, Security.UNSEALED, "_mac_gauging_status"),
-        MacCommand(0x0057, "ManufacturingStatus", MacAccess.READ, Security.UNSEALED, "_mac_manufacturing_status"),
-        MacCommand(0x0071, "DAStatus1", MacAccess.READ, Security.UNSEALED, "_mac_da_status1"),
-        MacCommand(0x0072, "DAStatus2", MacAccess.READ, Security.UNSEALED, "_mac_da_status2"),
-    )
+#: Behaviour the emulator implements, by MAC code: handler and — where the emulator departs from
+#: the profile's "lowest security state" (or the profile does not say) — the level it enforces.
+#: OperationStatus (0x0054) in SEALED is UNCONFIRMED in TI's tables; it is allowed because the RRC
+#: BQ40Z50R1 production driver reads it through 0x00/0x23 to detect a (sealed) pack, and so a sealed
+#: host can see the SEC bits. PermanentFailDataReset needs FULL ACCESS (SLUUCH2 §3.1 PF reset).
+BEHAVIOUR: Mapping[int, tuple[str, Security | None]] = {
+    0x0001: ("_mac_device_type", None),
+    0x0002: ("_mac_firmware_version", None),
+    0x0029: ("_mac_pf_reset", Security.FULL_ACCESS),
+    0x0030: ("_mac_seal", Security.UNSEALED),
+    0x0035: ("_mac_security_keys", None),
+    0x0041: ("_mac_reset", Security.UNSEALED),
+    0x0054: ("status_bytes", Security.SEALED),
+    0x0060: ("_mac_lifetime", None),
+    0x0061: ("_mac_lifetime", None),
+    0x0062: ("_mac_lifetime", None),
+    0x0063: ("_mac_lifetime", None),
+    0x0064: ("_mac_lifetime", None),
+    0x0071: ("_mac_da_status1", None),
+    0x0072: ("_mac_da_status2", None),
 }
 
-#: SBS block commands that mirror a MAC subcommand (ti_gauges.md §2: "the 0x50–0x78 block commands
-#: mirror the MAC subcommand of the same low byte and are not readable while SEALED").
-MIRRORED_BLOCKS = frozenset({0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x71, 0x72})
+#: profile security level → emulator mode; UNKNOWN is served as UNSEALED (the cautious choice).
+_LEVELS: Mapping[SecurityLevel, Security] = {
+    SecurityLevel.SEALED: Security.SEALED,
+    SecurityLevel.UNSEALED: Security.UNSEALED,
+    SecurityLevel.FULL_ACCESS: Security.FULL_ACCESS,
+    SecurityLevel.UNKNOWN: Security.UNSEALED,
+}
+
+
+def mac_table(profile: Profile) -> dict[int, MacCommand]:
+    """The MAC subcommands of ``profile`` the emulator serves, with their behaviour and level.
+
+    Every subcommand with a status bit map is served from the profile alone; the others need a
+    handler in :data:`BEHAVIOUR`. Subcommands the profile lists but the emulator does not implement
+    are accepted and ignored by the device (no result), as unknown ones are.
+    """
+    table: dict[int, MacCommand] = {}
+    for entry in profile.mac:
+        handler, level = BEHAVIOUR.get(entry.code, ("", None))
+        if entry.bitfield is not None:
+            handler = "status_bytes"  # served from the profile's bit map
+        if not handler:
+            continue
+        access = MacAccess.ACTION if entry.access is ProfileMacAccess.WRITE else MacAccess.READ
+        table[entry.code] = MacCommand(
+            entry.code, entry.name, access, level or _LEVELS[entry.security], handler, entry.bitfield
+        )
+    return table
+
 
 #: SBS words a host may write (sbs.md §1 access R/W): ManufacturerAccess, RemainingCapacityAlarm,
 #: RemainingTimeAlarm, BatteryMode, AtRate.
@@ -306,6 +359,11 @@ CAPACITY_MODE_WORDS = frozenset({0x01, 0x04, 0x0F, 0x10, 0x18})
 BATTERY_MODE_WRITABLE = 0xE300
 CAPACITY_MODE = 0x8000
 CONDITION_FLAG = 0x0080
+#: Authenticate / ManufacturerInput (ti_gauges.md §2).
+AUTHENTICATE = 0x2F
+#: The key of TI's SHA-1/HMAC worked example (E2E FAQ 886762, bq28z610); the emulator's default
+#: authentication key — not a claim about what a real chip ships with.
+EXAMPLE_AUTH_KEY = bytes.fromhex("0123456789abcdeffedcba9876543210")
 
 #: BatteryStatus error codes (sbs.md §3).
 EC_OK, EC_UNSUPPORTED, EC_ACCESS_DENIED = 0x0, 0x3, 0x4
@@ -317,6 +375,12 @@ def _word(value: int) -> bytes:
 
 def _block(data: bytes) -> bytes:
     return bytes((len(data),)) + data
+
+
+def ti_sha1_hmac(key: bytes, message: bytes) -> bytes:
+    """TI's two-pass SHA-1 "HMAC": SHA1(key ‖ SHA1(key ‖ message)) (TI E2E FAQ 886762; BQ78350-R1
+    TRM authentication steps quoted in TI E2E ``Authentication.txt``) — not RFC 2104 HMAC."""
+    return hashlib.sha1(key + hashlib.sha1(key + message).digest()).digest()
 
 
 @dataclass
@@ -346,8 +410,28 @@ class GaugeIdentity:
     extra: dict[str, bytes] = field(default_factory=dict)
 
 
+@dataclass
+class _Lifetime:
+    """What the gauge's lifetime data collection has seen (LifetimeDataBlock1–5 fields it can fill)."""
+
+    values: dict[str, int] = field(default_factory=dict)
+    #: protection names tripped at the previous step (to count events on the rising edge).
+    tripped: set[str] = field(default_factory=set)
+
+    def keep(self, name: str, value: int, *, high: bool) -> None:
+        old = self.values.get(name)
+        if old is None or (value > old if high else value < old):
+            self.values[name] = value
+
+
 class EmulatedGauge(SMBusDevice):
-    """The smart battery at 0x0B: SBS 1.1 plus, for the bq40z50 profile, the TI extended commands.
+    """The smart battery at 0x0B: SBS 1.1 plus what its chip profile adds.
+
+    The chip profile (``firmware_profiles/<name>.toml``) says which MAC subcommands exist and in
+    which security mode, how each status word is laid out (the emulator encodes its state with the
+    profile's bit maps, so variants and chips with other layouts come out right), how big each
+    status block is, and where data-flash entries live. Behaviour stays code: what each subcommand
+    does, how flags follow the simulated pack.
 
     :param vpack: the simulated pack behind the gauge.
     :param profile: what the chip answers (:data:`PROFILES`).
@@ -365,7 +449,9 @@ class EmulatedGauge(SMBusDevice):
         super().__init__(address)
         self.vpack = vpack
         self.profile = profile
-        self.keys = keys or SecurityKeys()
+        #: the chip profile the device serves.
+        self.chip: Profile = load_profile(profile.name)
+        self.keys = keys or self._default_keys()
         self.identity = identity or GaugeIdentity()
         self.security = Security.SEALED if profile.sealed_at_start else Security.FULL_ACCESS
         params = vpack.gauge.params
@@ -374,11 +460,62 @@ class EmulatedGauge(SMBusDevice):
         self.remaining_time_alarm = 10  # min (chosen)
         self.at_rate = 0
         self.error_code = EC_OK
+        #: SHA-1 authentication key (16 bytes, in TI's written order).
+        self.auth_key = EXAMPLE_AUTH_KEY
+        self._auth_response = bytes(20)
         self._mac_last = 0x0000
         self._mac_result = b""
         self._serial = 0
         self._pending: _PendingKey | None = None
+        self.mac_table = mac_table(self.chip) if profile.ti_mac else {}
+        #: status flags the simulation does not model, presented on the test bench's request
+        #: (:meth:`force_flags`), by register name.
+        self.forced_flags: dict[str, set[str]] = {}
+        self._sizes = {name: src.size for name, src in self.chip.status_sources.items()}
+        self._mirrored = self._mirrored_blocks()
+        self.dataflash: DataFlashMemory | None = (
+            DataFlashMemory(self.chip, vpack.protections.params, self._design_values())
+            if profile.ti_mac and self.chip.data_flash_access.method is DataFlashAccessMethod.MAC_BLOCK
+            else None
+        )
+        self._lifetime = _Lifetime()
+        vpack.observers.append(self._collect_lifetime)
         self._word_readers = self._build_word_readers()
+
+    def _default_keys(self) -> SecurityKeys:
+        sec = self.chip.security
+        default = SecurityKeys()
+        return SecurityKeys(
+            sec.default_unseal_key or default.unseal, sec.default_full_access_key or default.full_access
+        )
+
+    def _design_values(self) -> dict[str, DFValue]:
+        """The pack's design values under their TI data-flash names (bq40z50-R1 .gg.csv names)."""
+        p = self.vpack.gauge.params
+        return {
+            "Gas Gauging:Design:Design Capacity mAh": p.design_capacity_mah,
+            # cWh = mAh × mV / 10^5
+            "Gas Gauging:Design:Design Capacity cWh": round(p.design_capacity_mah * p.design_voltage_mv / 1e5),
+            "Gas Gauging:Design:Design Voltage": p.design_voltage_mv,
+        }
+
+    def _mirrored_blocks(self) -> dict[int, Callable[[], bytes]]:
+        """SBS block commands that mirror a MAC subcommand of the same low byte (ti_gauges.md §2: not
+        readable while SEALED): the status blocks the profile maps, and DAStatus1/2."""
+        blocks: dict[int, Callable[[], bytes]] = {}
+        if not self.profile.ti_mac:
+            return blocks
+        codes = {c.code for c in self.chip.commands}
+        for name, src in self.chip.status_sources.items():
+            if src.sbs is not None and src.sbs_kind == "block" and src.sbs in codes:
+                blocks[src.sbs] = self._status_reader(name)
+        for code, handler in ((0x71, self._mac_da_status1), (0x72, self._mac_da_status2)):
+            if code in codes:
+                blocks[code] = handler
+        return blocks
+
+    def _status_reader(self, register: str) -> Callable[[], bytes]:
+        return lambda: self.status_bytes(register)
 
     # --- wire entry points: sync the simulation, count transactions ---------------------------
 
@@ -402,6 +539,8 @@ class EmulatedGauge(SMBusDevice):
             return 2
         if command == 0x44 and self.profile.ti_mac:
             return BLOCK
+        if command == AUTHENTICATE and self._authenticates:
+            return BLOCK
         self.error_code = EC_ACCESS_DENIED if self._readable(command) else EC_UNSUPPORTED
         return None
 
@@ -412,7 +551,7 @@ class EmulatedGauge(SMBusDevice):
         if not self._readable(command):
             self.error_code = EC_UNSUPPORTED
             raise TargetNack(1, f"command 0x{command:02X} not supported")
-        if command in MIRRORED_BLOCKS and self.security is Security.SEALED:
+        if command in self._mirrored and self.security is Security.SEALED:
             self.error_code = EC_ACCESS_DENIED
             raise TargetNack(1, f"command 0x{command:02X} is not available while SEALED")
         if command == 0x16:
@@ -430,6 +569,9 @@ class EmulatedGauge(SMBusDevice):
         if command == 0x44:
             self._block_mac(data)
             return
+        if command == AUTHENTICATE:
+            self._authenticate(data)
+            return
         value = data[0] | (data[1] << 8)
         if command == 0x00:
             self._mac_word(value)
@@ -444,12 +586,18 @@ class EmulatedGauge(SMBusDevice):
 
     # --- which commands exist ---------------------------------------------------------------------
 
+    @property
+    def _authenticates(self) -> bool:
+        return self.chip.security.sha1_authentication and any(c.code == AUTHENTICATE for c in self.chip.commands)
+
     def _readable(self, command: int) -> bool:
         if command in self._word_readers or command in (0x16, 0x20, 0x21, 0x22, 0x23):
             return True
         if self.profile.cell_voltage_registers and 0x3C <= command <= 0x3F:
             return True
-        return self.profile.ti_mac and (command == 0x44 or command in MIRRORED_BLOCKS)
+        if command == AUTHENTICATE and self._authenticates:
+            return True
+        return self.profile.ti_mac and (command == 0x44 or command in self._mirrored)
 
     # --- SBS words --------------------------------------------------------------------------------
 
@@ -555,9 +703,22 @@ class EmulatedGauge(SMBusDevice):
         if command == 0x23:
             return self._mac_result if self.profile.ti_mac else b"\x00\x00"
         if command == 0x44:
-            return _word(self._mac_last) + self._mac_result
-        mac = MAC_COMMANDS[command]  # a mirrored block: 0x50–0x57, 0x71, 0x72
-        return self._run_read(mac)
+            return self._read_block_access()
+        if command == AUTHENTICATE:
+            return self._auth_response
+        return self._mirrored[command]()
+
+    def _read_block_access(self) -> bytes:
+        """ManufacturerBlockAccess read: the subcommand echo, then its result (flow B). A data-flash
+        read advances the address by the bytes returned, so a second read gives the next block
+        (RRC BQ40Z50R1 driver: "this chipset increments the internal pointer after read")."""
+        reply = _word(self._mac_last) + self._mac_result
+        memory = self.dataflash
+        if memory is not None and memory.contains(self._mac_last) and self._mac_result:
+            self._mac_last += len(self._mac_result)
+            following = memory.contains(self._mac_last)
+            self._mac_result = memory.read(self._mac_last, memory.block_size) if following else b""
+        return reply
 
     # --- ManufacturerAccess ----------------------------------------------------------------------
 
@@ -602,13 +763,16 @@ class EmulatedGauge(SMBusDevice):
             return True
         return False
 
-    def _allowed(self, mac: MacCommand) -> bool:
-        return self.security.value <= mac.level.value
+    def _allowed(self, level: Security) -> bool:
+        return self.security.value <= level.value
 
     def _execute(self, code: int, data: bytes) -> None:
-        mac = MAC_COMMANDS.get(code)
         self._mac_result = b""
-        if mac is None or not self._allowed(mac):
+        if self.dataflash is not None and self.dataflash.contains(code):
+            self._dataflash_access(code, data)
+            return
+        mac = self.mac_table.get(code)
+        if mac is None or not self._allowed(mac.level):
             return  # unknown or not allowed in this mode: accepted, ignored, no result
         if data and code == 0x0035:
             self._write_security_keys(data)
@@ -619,8 +783,24 @@ class EmulatedGauge(SMBusDevice):
             getattr(self, mac.handler)()
 
     def _run_read(self, mac: MacCommand) -> bytes:
+        if mac.register is not None:
+            return self.status_bytes(mac.register)
+        if mac.handler == "_mac_lifetime":
+            return self._mac_lifetime(mac.code)
         handler: Callable[[], bytes] = getattr(self, mac.handler)
         return handler()
+
+    def _dataflash_access(self, address: int, data: bytes) -> None:
+        """Data flash through the MAC (ti_gauges.md §7): the address alone selects a 32-byte read,
+        address + data programs. Only UNSEALED or FULL ACCESS; a sealed gauge ignores both."""
+        memory = self.dataflash
+        assert memory is not None
+        if not self._allowed(Security.UNSEALED):
+            return
+        if data:
+            memory.write(address, data)
+            return
+        self._mac_result = memory.read(address, memory.block_size)
 
     def _write_security_keys(self, data: bytes) -> None:
         """MAC 0x0035 via 0x44: four LE words (ti_gauges.md §4.1). Rejected (ignored) when malformed or
@@ -628,9 +808,116 @@ class EmulatedGauge(SMBusDevice):
         if len(data) != 8:
             return
         u1, u2, f1, f2 = struct.unpack("<4H", data)
-        if u1 == f1 or u1 in MAC_COMMANDS or f1 in MAC_COMMANDS:
+        codes = {m.code for m in self.chip.mac}
+        if u1 == f1 or u1 in codes or f1 in codes:
             return
         self.keys = SecurityKeys((u1, u2), (f1, f2))
+
+    def _authenticate(self, data: bytes) -> None:
+        """A 20-byte challenge written to Authenticate(): the response is the TI SHA-1 "HMAC" of it
+        with the authentication key. Challenge and response travel least significant byte first
+        (TI E2E ``Authentication.txt``, BQ78350-R1 TRM steps: "AA is LSB"). The computation time
+        (TI: read after 250 ms) is not modelled: the response is ready at once."""
+        if len(data) != 20:
+            return
+        message = bytes(reversed(data))
+        self._auth_response = bytes(reversed(ti_sha1_hmac(self.auth_key, message)))
+
+    # --- status words (bit maps from the chip profile) ----------------------------------------------
+
+    def force_flags(self, register: str, *names: str) -> None:
+        """Test-bench hook: present status flags the simulation does not model (AFE faults, fuse,
+        LED, calibration modes…), added to whatever the simulation sets, until cleared.
+
+        :raises KeyError: the profile has no such register or flag.
+        """
+        bitfield = self.chip.bitfields[register]
+        known = {f.name for f in bitfield.flags}
+        for name in names:
+            if name not in known:
+                raise KeyError(f"{register} has no flag {name!r}")
+        self.forced_flags.setdefault(register, set()).update(names)
+
+    def clear_forced_flags(self, register: str | None = None) -> None:
+        """Drop flags set by :meth:`force_flags` (of one register, or all)."""
+        if register is None:
+            self.forced_flags.clear()
+        else:
+            self.forced_flags.pop(register, None)
+
+    def status_word(self, register: str) -> int:
+        """A status register as an integer, encoded with the chip profile's bit map.
+
+        :raises KeyError: the profile has no bit map of that name.
+        """
+        bitfield = self.chip.bitfields[register]
+        known = {f.name for f in bitfield.flags}
+        names = (self._modelled_flags(register) | self.forced_flags.get(register, set())) & known
+        groups: dict[str, int] = {}
+        sec = self.chip.security
+        if register == sec.state_register and sec.state_group is not None:
+            groups[sec.state_group] = self.security.value
+        return encode(bitfield, sorted(names), groups)
+
+    def status_bytes(self, register: str) -> bytes:
+        """A status register as the block the gauge returns (size from the profile's status source)."""
+        size = self._sizes.get(register, (self.chip.bitfields[register].width + 7) // 8)
+        return self.status_word(register).to_bytes(8, "little")[:size]
+
+    def _modelled_flags(self, register: str) -> set[str]:
+        """Names of the flags the simulation sets now in ``register`` (TI meanings, ti_gauges.md §5)."""
+        p = self.vpack.protections
+        g = self.vpack.gauge
+        if register in ("SafetyAlert", "SafetyStatus", "PFAlert", "PFStatus"):
+            return p.names(register)
+        conditions: dict[str, bool]
+        if register == "OperationStatus":
+            conditions = {
+                "PRES": True,  # the pack is in a system (chosen)
+                "DSG": not p.discharge_disabled,
+                "CHG": not p.charge_disabled,
+                "SS": p.safety_status != 0,
+                "PF": p.permanent_failure,
+                "XDSG": p.discharge_disabled,
+                "XCHG": p.charge_disabled,
+                "INIT": not g.initialized,
+                "CB": bool(self.vpack.pack.balancing.any()),
+            }
+        elif register == "ChargingStatus":
+            conditions = {g.temp_range: True, g.voltage_range: True, "VCT": g.vct}
+        elif register == "GaugingStatus":
+            conditions = {
+                "FD": g.fd,
+                "FC": g.fc,
+                "TD": g.td,
+                "TC": g.tc,
+                "BAL_EN": g.mode.value != "discharge",
+                "EDV": g.edv,
+                "DSG": not g.charging,
+                "CF": g.max_error > g.params.max_error_limit,
+                "REST": g.ocv_taken,
+                "QEN": True,
+                "VDQ": g.learning,
+                "QMax": bool(g.fcc_updates & 1),
+            }
+        elif register == "ManufacturingStatus":
+            # an emulated production pack: gauging and FET control on (ti_gauges.md §5.6)
+            conditions = {"GAUGE_EN": True, "FET_EN": True, "PF_EN": p.pf_enabled}
+        else:
+            conditions = {}
+        return {name for name, on in conditions.items() if on}
+
+    def operation_status(self) -> int:
+        """OperationStatus (ti_gauges.md §5.3), with the profile's layout."""
+        return self.status_word("OperationStatus")
+
+    def charging_status(self) -> int:
+        """ChargingStatus (ti_gauges.md §5.4), with the profile's layout (variants differ)."""
+        return self.status_word("ChargingStatus")
+
+    def gauging_status(self) -> int:
+        """GaugingStatus (ti_gauges.md §5.5), with the profile's layout."""
+        return self.status_word("GaugingStatus")
 
     # --- MAC handlers (data; layouts ti_gauges.md §3–§5) -----------------------------------------
 
@@ -652,7 +939,8 @@ class EmulatedGauge(SMBusDevice):
 
     def reset(self) -> None:
         """Gauge reset (MAC DeviceReset, or an injected fault): INIT cleared and set again about 1 s
-        later, RAM state re-initialised, and — as after any reset — SEALED again (SLUUAQ3A)."""
+        later, RAM state re-initialised, and — as after any reset — SEALED again (SLUUAQ3A). Data flash
+        keeps its contents."""
         self.vpack.gauge_reset()
         self._pending = None
         self._mac_result = b""
@@ -661,76 +949,6 @@ class EmulatedGauge(SMBusDevice):
 
     def _mac_reset(self) -> None:
         self.reset()
-
-    def _mac_safety_alert(self) -> bytes:
-        return struct.pack("<I", self.vpack.protections.safety_alert)
-
-    def _mac_safety_status(self) -> bytes:
-        return struct.pack("<I", self.vpack.protections.safety_status)
-
-    def _mac_pf_alert(self) -> bytes:
-        return struct.pack("<I", self.vpack.protections.pf_alert)
-
-    def _mac_pf_status(self) -> bytes:
-        return struct.pack("<I", self.vpack.protections.pf_status)
-
-    def operation_status(self) -> int:
-        """OperationStatus (ti_gauges.md §5.3)."""
-        p = self.vpack.protections
-        g = self.vpack.gauge
-        word = 1 << 0  # PRES: the pack is in a system (chosen)
-        if not p.discharge_disabled:
-            word |= 1 << 1  # DSG FET on
-        if not p.charge_disabled:
-            word |= 1 << 2  # CHG FET on
-        word |= self.security.value << 8
-        if p.safety_status:
-            word |= 1 << 11  # SS
-        if p.permanent_failure:
-            word |= 1 << 12  # PF
-        if p.discharge_disabled:
-            word |= 1 << 13  # XDSG
-        if p.charge_disabled:
-            word |= 1 << 14  # XCHG
-        if not g.initialized:
-            word |= 1 << 24  # INIT
-        if bool(self.vpack.pack.balancing.any()):
-            word |= 1 << 28  # CB
-        return word
-
-    def _mac_operation_status(self) -> bytes:
-        return struct.pack("<I", self.operation_status())
-
-    def charging_status(self) -> int:
-        """ChargingStatus, 24 bits (bq40z80 / bq40z50-R5 layout, ti_gauges.md §5.4)."""
-        g = self.vpack.gauge
-        temp_bits = {"UT": 0, "LT": 1, "STL": 2, "RT": 3, "STH": 4, "HT": 5, "OT": 6}
-        volt_bits = {"PV": 8, "LV": 9, "MV": 10, "HV": 11}
-        word = (1 << temp_bits[g.temp_range]) | (1 << volt_bits[g.voltage_range])
-        if g.vct:
-            word |= 1 << 15  # VCT
-        return word
-
-    def _mac_charging_status(self) -> bytes:
-        return struct.pack("<I", self.charging_status())[:3]
-
-    def gauging_status(self) -> int:
-        """GaugingStatus, 24 bits (ti_gauges.md §5.5)."""
-        g = self.vpack.gauge
-        flags = (
-            (g.fd, 0), (g.fc, 1), (g.td, 2), (g.tc, 3), (g.mode.value != "discharge", 4), (g.edv, 5),
-            (not g.charging, 6), (g.max_error > g.params.max_error_limit, 7), (g.ocv_taken, 8),
-            (True, 12), (g.learning, 16), (bool(g.fcc_updates & 1), 17),
-        )
-        return sum(1 << bit for on, bit in flags if on)
-
-    def _mac_gauging_status(self) -> bytes:
-        return struct.pack("<I", self.gauging_status())[:3]
-
-    def _mac_manufacturing_status(self) -> bytes:
-        # GAUGE_EN (3), FET_EN (4), PF_EN (6) — an emulated production pack (ti_gauges.md §5.6)
-        word = (1 << 3) | (1 << 4) | ((1 << 6) if self.vpack.protections.pf_enabled else 0)
-        return _word(word)
 
     def _mac_da_status1(self) -> bytes:
         """DAStatus1, 32 bytes (ti_gauges.md §4.2). Currents and powers signed (UNCONFIRMED)."""
@@ -750,3 +968,43 @@ class EmulatedGauge(SMBusDevice):
         ts = [*g.measurement.ts_deci_k[:4], *([0] * (4 - min(4, len(g.measurement.ts_deci_k))))]
         internal = round(float(np.mean(self.vpack.pack.cell_temperatures)) * 10 + ZERO_C_DECI_K)
         return struct.pack("<7H", internal, *ts, g.measurement.temperature_deci_k, internal)
+
+    # --- lifetime data ------------------------------------------------------------------------------
+
+    def _collect_lifetime(self, vpack: VirtualPack) -> None:
+        """Lifetime data collection after every simulation step: extremes and protection events."""
+        life = self._lifetime
+        m = vpack.gauge.measurement
+        for i, mv in enumerate(m.cell_mv[:4], start=1):
+            life.keep(f"CellMaxVoltage{i}", mv, high=True)
+            life.keep(f"CellMinVoltage{i}", mv, high=False)
+        if m.cell_mv:
+            life.keep("MaxDeltaCellVoltage", max(m.cell_mv) - min(m.cell_mv), high=True)
+        life.keep("MaxChargeCurrent", max(0, m.current_ma), high=True)
+        life.keep("MaxDischargeCurrent", min(0, m.current_ma), high=False)
+        temps = [round(t) for t in m.ts_c]
+        if temps:
+            life.keep("MaxTempCell", max(temps), high=True)
+            life.keep("MinTempCell", min(temps), high=False)
+        tripped = vpack.protections.names("SafetyStatus")
+        for name in tripped - life.tripped:
+            key = f"Num{name}Events"
+            life.values[key] = life.values.get(key, 0) + 1
+        life.tripped = tripped
+
+    def _mac_lifetime(self, code: int) -> bytes:
+        """LifetimeDataBlock1–5 built with the profile's layout from what the gauge collected;
+        fields the emulator does not collect read 0."""
+        entry = next(m for m in self.chip.mac if m.code == code)
+        if entry.layout is None:
+            return b""
+        layout = self.chip.layouts[entry.layout]
+        values: dict[str, int] = {}
+        for f in layout.fields:
+            raw = self._lifetime.values.get(f.name, 0)
+            bits = 8 * f.size
+            signed = f.type.value.startswith("i")
+            low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            values[f.name] = max(low, min(high, raw))
+        data: bytes = layout.struct.build(values)
+        return data

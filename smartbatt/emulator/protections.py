@@ -178,6 +178,9 @@ class ProtectionParameters:
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
     def spec(self, key: str) -> Param:
         return self._specs[key]
 
@@ -421,6 +424,36 @@ class ProtectionState:
         if state is None:
             raise KeyError(f"unknown protection {name!r}")
         return state.alert
+
+    def names(self, register: str) -> set[str]:
+        """Names of the rules active in a status register: ``SafetyAlert``, ``SafetyStatus``,
+        ``PFAlert`` or ``PFStatus`` (the device encodes them with the chip profile's bit map).
+
+        :raises KeyError: another register name.
+        """
+        rules, states, attr = {
+            "SafetyAlert": (RULES, self._safety, "alert"),
+            "SafetyStatus": (RULES, self._safety, "tripped"),
+            "PFAlert": (PF_RULES, self._pf, "alert"),
+            "PFStatus": (PF_RULES, self._pf, "tripped"),
+        }[register]
+        return {r.name for r in rules if getattr(states[r.name], attr)}
+
+    def force(self, name: str, *, alert: bool | None = None, tripped: bool | None = None) -> None:
+        """Test-bench hook: put one rule straight into alert or trip, as a real event would leave it
+        (the FETs and alarms follow). The next :meth:`update` evaluates it normally again — a tripped
+        first-level protection recovers by its own rule, a permanent failure stays latched.
+
+        :raises KeyError: unknown protection.
+        """
+        state = self._safety.get(name) or self._pf.get(name)
+        if state is None:
+            raise KeyError(f"unknown protection {name!r}")
+        if alert is not None:
+            state.alert = alert
+        if tripped is not None:
+            state.tripped = tripped
+        state.timer_s = 0.0
 
     @property
     def permanent_failure(self) -> bool:
