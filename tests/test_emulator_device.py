@@ -307,3 +307,29 @@ def test_a_pmbus_converter_can_share_the_bus() -> None:
     assert isinstance(build_bus("", {"model": "static", "pmbus": "0x41"}).devices[0x41], EmulatedPMBusDevice)
     with pytest.raises(UriError, match="pmbus"):
         build_bus("", {"pmbus": "0x0B"})
+
+
+def test_a_long_idle_backlog_is_caught_up_in_bounded_steps() -> None:
+    """An emulated pack left alone for simulated hours answers the next read without replaying
+    every 1 s step (the catch-up steps grow), and its state still follows the physics."""
+    from smartbatt.emulator.device import CATCH_UP_MAX_S, CATCH_UP_STEPS
+    from smartbatt.emulator.factory import build_bus
+
+    bus = build_bus("bq40z50", {"speed": "0", "scenario": "idle", "soc": "0.5"})
+    gauge = bus.devices[0x0B]
+    vpack = gauge.vpack  # type: ignore[attr-defined]
+    steps = 0
+    original = vpack._step
+
+    def counting(dt: float) -> None:
+        nonlocal steps
+        steps += 1
+        original(dt)
+
+    vpack._step = counting
+    vpack.clock.advance(6 * 3600.0)
+    vpack.sync()
+    assert vpack.time_s == pytest.approx(6 * 3600.0, abs=1.0)
+    # one stretch of equal catch-up steps, then at most one catch-up step replayed in 1 s steps
+    assert steps <= max(CATCH_UP_STEPS, 6 * 3600 / CATCH_UP_MAX_S) + CATCH_UP_MAX_S + 1
+    assert 0.45 < float(vpack.pack.cell_soc.mean()) < 0.51  # self-discharge only, no jump

@@ -92,6 +92,12 @@ class SecurityKeys:
 # ------------------------------------------------------------------------------------------------
 
 
+#: backlog (in steps) replayed step by step before catch-up steps grow.
+CATCH_UP_STEPS = 600
+#: largest catch-up step, s.
+CATCH_UP_MAX_S = 30.0
+
+
 class VirtualPack:
     """Physics + load + clock + gauge + protections + faults, advanced lazily and deterministically.
 
@@ -156,10 +162,24 @@ class VirtualPack:
         self.sync()
 
     def sync(self) -> None:
-        """Run whole steps up to :meth:`now` (called before every transaction)."""
+        """Run whole steps up to :meth:`now` (called before every transaction).
+
+        A host that leaves a real-time pack alone for long (or at a high ``speed``) leaves a
+        backlog; replaying it in ``step_s`` steps would stall the next transaction for seconds.
+        Past :data:`CATCH_UP_STEPS` steps of backlog the steps grow (up to :data:`CATCH_UP_MAX_S`)
+        so that catching up costs a bounded number of steps. The cell model's RC and thermal
+        updates are exact exponentials, stable at any step; protection delays are then resolved
+        to the coarser step, as if the gauge had been asleep.
+        """
         target = self.now()
+        step = self.step_s
+        backlog = target - self.time_s
+        if backlog > CATCH_UP_STEPS * self.step_s:
+            step = max(self.step_s, round(min(CATCH_UP_MAX_S, backlog / CATCH_UP_STEPS) / self.step_s) * self.step_s)
         while self.time_s + self.step_s <= target + 1e-9:
-            self._step(self.step_s)
+            if self.time_s + step > target + 1e-9:
+                step = self.step_s  # the last stretch in ordinary steps, to land on whole steps
+            self._step(step)
 
     def run_until(self, condition: Callable[[VirtualPack], bool], *, limit_s: float) -> float:
         """Advance step by step until ``condition(self)`` holds; returns the simulated time it took.
