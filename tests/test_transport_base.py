@@ -258,3 +258,21 @@ def test_target_nack_index_survives_the_wire() -> None:
         with pytest.raises(NoAcknowledge) as info:
             t.read_word(BAT, 0x42)
         assert info.value.byte_index == 1
+
+
+def test_a_refused_command_byte_is_not_retried_but_an_address_nack_is() -> None:
+    class RefusesCommand(RegisterFileDevice):
+        def read_command(self, command: int, written: bytes) -> bytes:
+            if command == 0x54:
+                raise TargetNack(1, "not allowed while sealed")
+            return super().read_command(command, written)
+
+    with _transport(EmulatedBus([RefusesCommand()])) as t:
+        t.retry = RetryPolicy(attempts=3, backoff_s=0.0)
+        with pytest.raises(NoAcknowledge):
+            t.read_block(BAT, 0x54)
+        assert t.transactions == 1
+        t.retry = RetryPolicy(attempts=3, backoff_s=0.0, retry_command_nack=True)
+        with pytest.raises(NoAcknowledge):
+            t.read_block(BAT, 0x54)
+        assert t.transactions == 4

@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smartbatt.cli.commands.monitor",
     "smartbatt.cli.commands.monitor_store",
     "smartbatt.cli.commands.gauge",
+    "smartbatt.cli.commands.eol",
 )
 
 

@@ -302,7 +302,7 @@ class Transport(abc.ABC):
                         exc.command = command
                     if listeners:
                         self._emit(listeners, protocol, address, command, data, b"", use_pec, exc, start, attempt)
-                    if attempt >= attempts or not isinstance(exc, self.retry.retry_on):
+                    if attempt >= attempts or not isinstance(exc, TransportError) or not self.retry.should_retry(exc):
                         raise
                     time.sleep(self.retry.delay(attempt))
                     attempt += 1

@@ -24,6 +24,10 @@ class RetryPolicy:
     backoff_s: float = 0.002
     #: error classes worth another try.
     retry_on: tuple[type[TransportError], ...] = (NoAcknowledge, PecMismatch)
+    #: also retry a NACK of the command or a data byte. Off by default: a busy gauge NACKs its
+    #: address (or stretches the clock), while a refused command byte (unsupported, or not allowed
+    #: while sealed; PMBus CML) is refused again every time, so retrying it only costs bus time.
+    retry_command_nack: bool = False
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -31,9 +35,17 @@ class RetryPolicy:
         if self.backoff_s < 0:
             raise ValueError("RetryPolicy.backoff_s must not be negative")
 
+    def should_retry(self, exc: TransportError) -> bool:
+        """Whether ``exc`` is worth another try under this policy."""
+        if not isinstance(exc, self.retry_on):
+            return False
+        if isinstance(exc, NoAcknowledge) and not self.retry_command_nack:
+            return exc.byte_index in (None, 0)
+        return True
+
     def delay(self, attempt: int) -> float:
         """Back-off before retry number ``attempt`` (1 = first retry)."""
-        return self.backoff_s * (2 ** (attempt - 1))
+        return self.backoff_s * float(2 ** (attempt - 1))
 
 
 #: a policy that never retries (tests of error paths, factory steps that count every NACK).
