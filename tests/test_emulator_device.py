@@ -333,3 +333,21 @@ def test_a_long_idle_backlog_is_caught_up_in_bounded_steps() -> None:
     # one stretch of equal catch-up steps, then at most one catch-up step replayed in 1 s steps
     assert steps <= max(CATCH_UP_STEPS, 6 * 3600 / CATCH_UP_MAX_S) + CATCH_UP_MAX_S + 1
     assert 0.45 < float(vpack.pack.cell_soc.mean()) < 0.51  # self-discharge only, no jump
+
+
+def test_manufacturer_data_before_any_mac_command_is_operation_status() -> None:
+    """TI E2E 1334019: with no MAC command taken, 0x44 answers the OperationStatus result, so a
+    plain SBS snapshot of the default emulated pack reads ManufacturerData without an error."""
+    from smartbatt.sbs.battery import Battery
+    from smartbatt.transports import open_transport
+
+    with open_transport("emulated:bq40z50?speed=0&security=unsealed") as t:
+        assert t.read_block(0x0B, 0x44)[:2] == b"\x54\x00"
+        battery = Battery(t)
+        data = battery.read("ManufacturerData").raw
+        assert isinstance(data, bytes) and len(data) == 4  # OperationStatus, 32 bits, no echo
+        assert int.from_bytes(data, "little") == int.from_bytes(t.read_block(0x0B, 0x54), "little")
+        snapshot = battery.snapshot()
+        assert snapshot.ok, snapshot
+        t.write_block(0x0B, 0x44, b"\x01\x00")  # DeviceType
+        assert t.read_block(0x0B, 0x44)[:2] == b"\x01\x00"

@@ -485,6 +485,8 @@ class EmulatedGauge(SMBusDevice):
         self._auth_response = bytes(20)
         self._mac_last = 0x0000
         self._mac_result = b""
+        #: no MAC command since power-up/reset: 0x23/0x44 then answer OperationStatus (below).
+        self._mac_default = True
         self._serial = 0
         self._pending: _PendingKey | None = None
         self.mac_table = mac_table(self.chip) if profile.ti_mac else {}
@@ -720,6 +722,8 @@ class EmulatedGauge(SMBusDevice):
             return self.identity.device_name
         if command == 0x22:
             return self.identity.device_chemistry
+        if command in (0x23, 0x44) and self._mac_default:
+            self._power_on_result()
         if command == 0x23:
             return self._mac_result if self.profile.ti_mac else b"\x00\x00"
         if command == 0x44:
@@ -727,6 +731,16 @@ class EmulatedGauge(SMBusDevice):
         if command == AUTHENTICATE:
             return self._auth_response
         return self._mirrored[command]()
+
+    def _power_on_result(self) -> None:
+        """Before any MAC command a bq40z50 answers ManufacturerBlockAccess with the OperationStatus
+        result (0x0054): a user whose MAC writes did not take read "06 54 00 87 01 00 00" from 0x44
+        (TI E2E 1334019, BQ40Z50-R2). Modelled for every TI profile that has OperationStatus."""
+        self._mac_default = False
+        operation_status = self.mac_table.get(0x0054)
+        if operation_status is not None:
+            self._mac_last = 0x0054
+            self._mac_result = self._run_read(operation_status)
 
     def _read_block_access(self) -> bytes:
         """ManufacturerBlockAccess read: the subcommand echo, then its result (flow B). A data-flash
@@ -787,6 +801,7 @@ class EmulatedGauge(SMBusDevice):
         return self.security.value <= level.value
 
     def _execute(self, code: int, data: bytes) -> None:
+        self._mac_default = False
         self._mac_result = b""
         if self.dataflash is not None and self.dataflash.contains(code):
             self._dataflash_access(code, data)
@@ -964,6 +979,7 @@ class EmulatedGauge(SMBusDevice):
         self.vpack.gauge_reset()
         self._pending = None
         self._mac_result = b""
+        self._mac_default = True
         if self.profile.sealed_at_start:
             self.security = Security.SEALED
 

@@ -14,6 +14,7 @@ the valid ones.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, fields, replace
 
 from smartbatt.emulator.chemistry import load_chemistry
@@ -74,6 +75,11 @@ class EmulatorOptions:
     reset_at: float = 0.0
     #: 7-bit address of an emulated PMBus converter also on the bus (0 = none).
     pmbus: int = 0
+    #: SerialNumber the pack reports (-1 = 0x1000 + seed, so packs of different seeds differ).
+    serial: int = -1
+    #: ManufactureDate the pack reports, ISO ``YYYY-MM-DD`` (empty = 2025-03-14, a fixed date so
+    #: register traces do not depend on the day they are recorded).
+    made: str = ""
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -92,10 +98,28 @@ class EmulatorOptions:
             raise ValueError("reset_at must not be negative")
         if self.capacity <= 0:
             raise ValueError("capacity must be a positive number of mAh")
+        if not -1 <= self.serial <= 0xFFFF:
+            raise ValueError(f"serial must be a 16-bit number 0..65535, not {self.serial}")
+        if self.made:
+            manufacture_date_word(self.made)
         for name in ("short_cell", "runaway_cell"):
             value = getattr(self, name)
             if not 0 <= value <= self.cells:
                 raise ValueError(f"{name} must be a cell number 1..{self.cells} (0 = none), not {value}")
+
+
+def manufacture_date_word(text: str) -> int:
+    """ISO date → SBS ManufactureDate word, (year − 1980) × 512 + month × 32 + day (sbs.md §5).
+
+    :raises ValueError: not an ISO date, or outside the 1980–2107 range the word can hold.
+    """
+    try:
+        day = datetime.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"made must be an ISO date YYYY-MM-DD, not {text!r}") from None
+    if not 1980 <= day.year <= 1980 + 127:
+        raise ValueError(f"made: SBS ManufactureDate holds the years 1980..2107, not {day.year}")
+    return (day.year - 1980) * 512 + day.month * 32 + day.day
 
 
 def _physics_only(options: dict[str, str]) -> None:
@@ -186,8 +210,10 @@ def build_physics(target: str, opts: EmulatorOptions) -> tuple[EmulatedBus, Emul
     identity = GaugeIdentity(
         device_name=f"EMU-{opts.cells}S{opts.capacity}".encode(),
         device_chemistry=b"LiP" if opts.chemistry == "lco" else b"LION",
-        serial_number=(0x1000 + opts.seed) & 0xFFFF,
+        serial_number=(0x1000 + opts.seed) & 0xFFFF if opts.serial < 0 else opts.serial,
     )
+    if opts.made:
+        identity.manufacture_date = manufacture_date_word(opts.made)
     gauge = EmulatedGauge(vpack, profile, identity=identity)
     if opts.reset_at:
         _reset_once_at(gauge, opts.reset_at)
