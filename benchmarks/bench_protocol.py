@@ -15,8 +15,11 @@ one least disturbed). Run: ``.venv/bin/python benchmarks/bench_protocol.py [--ur
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from smartbatt.sbs.battery import Battery, open_battery
 
@@ -42,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--count", type=int, default=100_000, help="typed reads per run")
     parser.add_argument("--snapshots", type=int, default=500, help="snapshots per run")
     parser.add_argument("--repeat", type=int, default=5, help="runs; the best is reported")
+    parser.add_argument(
+        "--buspirate",
+        type=int,
+        default=300,
+        metavar="N",
+        help="also measure N transactions over the Bus Pirate pty with 1 ms latency per direction (0 = skip)",
+    )
     args = parser.parse_args(argv)
 
     with open_battery(args.uri) as opened:
@@ -67,7 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"note: measured {typed:,.0f} typed reads/s vs target {target:,}/s: {verdict} the target")
     if failed:
         print(f"warning: {len(failed)} commands failed in the snapshot: {', '.join(failed)}")
+    if args.buspirate:
+        _bus_pirate(args.buspirate)
     return 0 if typed >= target else 1
+
+
+def _bus_pirate(count: int) -> None:
+    """SMBus transactions/s over the Bus Pirate backend (benchmarks/bench_buspirate.py)."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    measure: Callable[[float, int], dict[str, float]] = importlib.import_module("bench_buspirate").measure
+    rates = measure(0.001, count)
+    print("Bus Pirate over a pty, 1 ms added serial latency per direction:")
+    for name in ("read_word_pec_pipelined", "read_word_pec_byte_at_a_time", "read_block_pec_pipelined"):
+        print(f"  {name:<32} {rates[name]:>8,.1f} tx/s  ({1e3 / rates[name]:.2f} ms each)")
+    ratio = rates["read_word_pec_pipelined"] / rates["read_word_pec_byte_at_a_time"]
+    print(f"  pipelining gain on read word: {ratio:.1f}x")
 
 
 if __name__ == "__main__":
