@@ -351,3 +351,36 @@ def test_manufacturer_data_before_any_mac_command_is_operation_status() -> None:
         assert snapshot.ok, snapshot
         t.write_block(0x0B, 0x44, b"\x01\x00")  # DeviceType
         assert t.read_block(0x0B, 0x44)[:2] == b"\x01\x00"
+
+
+@pytest.mark.parametrize(
+    ("options", "serial", "date"),
+    [
+        ({"serial": "777", "made": "2026-11-01"}, 777, "2026-11-01"),
+        ({"seed": "5"}, 0x1005, "2025-03-14"),
+    ],
+)
+def test_identity_options_set_serial_and_manufacture_date(options: dict[str, str], serial: int, date: str) -> None:
+    from smartbatt.sbs.battery import Battery
+    from smartbatt.transports.emulated import EmulatedTransport
+
+    bus = build_bus("bq40z50", {"speed": "0", **options})
+    with EmulatedTransport(bus) as t:
+        battery = Battery(t)
+        assert battery.serial_number == serial
+        made = battery.manufacture_date
+        assert made is not None and made.isoformat() == date
+
+
+def test_made_today_and_bad_identity_options() -> None:
+    import datetime
+
+    from smartbatt.errors import UriError
+    from smartbatt.sbs.battery import Battery
+    from smartbatt.transports.emulated import EmulatedTransport
+
+    with EmulatedTransport(build_bus("bq40z50", {"speed": "0", "made": "today"})) as t:
+        assert Battery(t).manufacture_date == datetime.date.today()
+    for bad in ({"made": "2026-13-01"}, {"made": "1970-01-01"}, {"serial": "70000"}):
+        with pytest.raises(UriError):
+            build_bus("bq40z50", bad)

@@ -215,3 +215,14 @@ def test_pec_follows_the_battery() -> None:
         assert all(r.pec for r in records if r.command == 0x44)  # SpecificationInfo says SBS 1.1 + PEC
         gauge = cast(EmulatedGauge, cast(EmulatedBus, t.target).devices[BAT])  # type: ignore[attr-defined]
         assert gauge.profile.name == "bq40z50"
+
+
+def test_mac_names_resolve_in_any_case_and_without_the_mac_suffix() -> None:
+    from smartbatt.profiles.loader import load_profile
+
+    profile = load_profile("bq40z50")
+    assert profile.mac_command("DAStatus1").name == "DAStatus1MAC"
+    assert profile.mac_command("devicetype").code == 0x0001
+    assert profile.mac_command(0x0071).name == "DAStatus1MAC"
+    with pytest.raises(KeyError):
+        profile.mac_command("NoSuchThing")

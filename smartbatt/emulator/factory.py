@@ -77,8 +77,8 @@ class EmulatorOptions:
     pmbus: int = 0
     #: SerialNumber the pack reports (-1 = 0x1000 + seed, so packs of different seeds differ).
     serial: int = -1
-    #: ManufactureDate the pack reports, ISO ``YYYY-MM-DD`` (empty = 2025-03-14, a fixed date so
-    #: register traces do not depend on the day they are recorded).
+    #: ManufactureDate the pack reports, ISO ``YYYY-MM-DD`` or ``today`` (empty = 2025-03-14, a fixed
+    #: date so register traces do not depend on the day they are recorded).
     made: str = ""
 
     def __post_init__(self) -> None:
@@ -114,9 +114,9 @@ def manufacture_date_word(text: str) -> int:
     :raises ValueError: not an ISO date, or outside the 1980–2107 range the word can hold.
     """
     try:
-        day = datetime.date.fromisoformat(text)
+        day = datetime.date.today() if text == "today" else datetime.date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"made must be an ISO date YYYY-MM-DD, not {text!r}") from None
+        raise ValueError(f"made must be an ISO date YYYY-MM-DD or 'today', not {text!r}") from None
     if not 1980 <= day.year <= 1980 + 127:
         raise ValueError(f"made: SBS ManufactureDate holds the years 1980..2107, not {day.year}")
     return (day.year - 1980) * 512 + day.month * 32 + day.day

@@ -140,9 +140,10 @@ class Mac:
                     return self.command(int(text, 16))
                 except ValueError:
                     raise UnknownCommand(f"{key!r} is not a subcommand code") from None
-            for m in self.profile.mac:
-                if m.name.lower() == text.lower():
-                    return m
+            try:
+                return self.profile.mac_command(text)
+            except KeyError:
+                pass
             names = ", ".join(m.name for m in self.profile.mac)
             raise UnknownCommand(f"{self.profile.name} has no MAC subcommand {key!r} (known: {names})")
         if not 0 <= key <= 0xFFFF:

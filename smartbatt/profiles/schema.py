@@ -640,13 +640,20 @@ class Profile:
         raise KeyError(key)
 
     def mac_command(self, key: int | str) -> MacCommand:
-        """A MAC subcommand by code or name.
+        """A MAC subcommand by code or name (any case; ``DAStatus1`` also finds ``DAStatus1MAC``,
+        the MAC twin of an SBS command of the same name).
 
         :raises KeyError: not in this profile.
         """
         for m in self.mac:
             if key in (m.code, m.name):
                 return m
+        if isinstance(key, str):
+            wanted = key.casefold()
+            for candidate in (wanted, wanted + "mac"):
+                for m in self.mac:
+                    if m.name.casefold() == candidate:
+                        return m
         raise KeyError(key)
 
     def df_entry(self, key: str) -> DataFlashEntry:
