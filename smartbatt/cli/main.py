@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smartbatt.cli.commands.monitor_store",
     "smartbatt.cli.commands.gauge",
     "smartbatt.cli.commands.eol",
+    "smartbatt.cli.commands.model",
 )
 
 
