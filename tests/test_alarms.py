@@ -17,14 +17,13 @@ import pytest
 
 from smartbatt.emulator.load import scenario
 from smartbatt.emulator.pack import Pack, PackConfig
-from smartbatt.errors import ProfileError, SmartBattError
+from smartbatt.errors import ProfileError, SmartBattError, UnknownEvent
 from smartbatt.monitor.alarms import (
     AlarmEngine,
     AlarmLimits,
     GaugeFlagLimits,
     LinkLimit,
     Threshold,
-    UnknownEvent,
     available_limits,
     dump_limits,
     events_summary,

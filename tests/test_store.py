@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smartbatt.errors import SmartBattError
+from smartbatt.errors import SmartBattError, StoreError
 from smartbatt.monitor import store as store_mod
 from smartbatt.monitor.sample import Event, Sample, SampleBus, Severity
 from smartbatt.monitor.store import (
@@ -32,7 +32,6 @@ from smartbatt.monitor.store import (
     PackInfo,
     Recorder,
     Store,
-    StoreError,
     decode_chunk,
     encode_chunk,
     replay,
