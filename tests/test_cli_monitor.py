@@ -16,7 +16,7 @@ def test_monitor_draws_pack_cells_flags_and_alarms(capsys: pytest.CaptureFixture
     code = run(["--device", DEVICE, "monitor", "--profile", "bq40z50", "--duration", "1.5", "--rate", "4"])
     out = capsys.readouterr().out
     assert code == 0
-    for heading in ("Pack", "Cells", "Flags", "Alarms", "CONNECTED", "Cell 4", "OperationStatus"):
+    for heading in ("Pack", "Cells", "Flags", "Alarms", "CONNECTED", "Cell 4", "OperationStatus", "Our SOC", "EKF on"):
         assert heading in out
 
 

@@ -11,7 +11,6 @@ import pytest
 
 from gui import emulator_control as emu
 from gui import gauge_ops
-from gui.estimate import LiveEstimator
 from gui.format import (
     MISSING,
     UnitPrefs,
@@ -29,6 +28,7 @@ from gui.registers import check_value, command_list, read_all, read_one, write_o
 from smartbatt.errors import AccessDenied, AdapterGone, ProfileError, RangeError, SealedError
 from smartbatt.monitor.alarms import AlarmLimits, Threshold, load_limits
 from smartbatt.monitor.cellmodel import CellModel
+from smartbatt.monitor.live import LiveEstimator
 from smartbatt.monitor.sample import Sample
 from smartbatt.profiles.loader import load_profile
 from smartbatt.profiles.schema import SecurityLevel

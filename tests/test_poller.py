@@ -198,3 +198,26 @@ def test_call_runs_on_the_io_thread_and_passes_errors_back(physics: Rig) -> None
     with pytest.raises(AdapterGone, match="not running"):
         physics.poller.call(lambda battery: battery.voltage)
     assert physics.poller.status.link is LinkState.STOPPED
+
+
+def test_status_registers_follow_the_security_state_without_a_reconnect() -> None:
+    """A sealed bq40z50 refuses SafetyStatus (0x51); after an unseal the poller reads it again at
+    its next identity check, and after a re-seal drops it again without counting misses."""
+    from smartbatt.gauge.gauge import Gauge
+    from smartbatt.gauge.security import seal, unseal
+
+    rig = Rig(build_bus("bq40z50", {"speed": "0", "security": "sealed"}), profile="bq40z50")
+    try:
+        rig.poller.start()
+        wait_for(lambda: len(rig.samples) >= 2)
+        assert "SafetyStatus" not in rig.samples[-1].status
+        rig.poller.call(lambda battery: unseal(Gauge(battery, "bq40z50")))
+        wait_for(lambda: "SafetyStatus" in rig.samples[-1].status)
+        missing_before = rig.poller.status.missing
+        rig.poller.call(lambda battery: seal(Gauge(battery, "bq40z50")))
+        wait_for(lambda: "SafetyStatus" not in rig.samples[-1].status)
+        assert rig.poller.status.missing == missing_before
+        assert rig.poller.status.link is LinkState.CONNECTED
+    finally:
+        rig.poller.stop()
+        rig.bus.close()

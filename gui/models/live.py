@@ -20,20 +20,17 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from gui.estimate import LiveEstimator
 from gui.history import History
 from gui.pack_state import PackState, derive
 from smartbatt.errors import SmartBattError
 from smartbatt.monitor.cellmodel import CellModel
-from smartbatt.monitor.generic import chemistry_for, generic_model
+from smartbatt.monitor.live import LiveEstimator, estimator_for
 from smartbatt.monitor.sample import Sample, SampleBus, Subscription, cell_channels
 from smartbatt.monitor.store import Window
 from smartbatt.profiles.schema import Profile
 
 #: the dashboard/cells refresh rate cap, ms.
 REFRESH_MS = 100
-#: a cell input reading below this is unused (TI gauges report unused inputs as 0 mV), V.
-MIN_CELL_V = 0.5
 
 
 @dataclass(frozen=True)
@@ -144,16 +141,8 @@ class LiveModel(QObject):
             if self.cell_model is None and self._identity_key is None:
                 self._estimator_note = "estimator waiting for the pack's identity"
                 return {}
-            series = sum(1 for v in sample.cells() if v > MIN_CELL_V)
-            if series == 0:
-                self._estimator_note = "estimator waiting: no cell voltages to tell the cell count"
-                return {}
-            capacity = self.design_capacity_ah
-            if capacity is not None and not (math.isfinite(capacity) and capacity > 0):
-                capacity = None
             try:
-                model = self.cell_model or generic_model(chemistry_for(self.chemistry), capacity)
-                estimator = LiveEstimator(model, series, design_capacity_ah=capacity)
+                estimator = estimator_for(sample, self.chemistry, self.design_capacity_ah, self.cell_model)
             except SmartBattError as exc:
                 self._estimator_note = f"estimator not started: {exc}"
                 return {}

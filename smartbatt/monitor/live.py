@@ -4,7 +4,7 @@ Runs the monitoring core's :class:`~smartbatt.monitor.estimator.SocEstimator` (a
 user's cell model, from ``smartbatt model fit``) on every live sample and
 :func:`~smartbatt.monitor.power.state_of_power_now` for the 10 s peak power, and returns the
 ``est_*`` channels of the sample table (``est_soc`` in %). It runs on the sample bus's thread,
-inside the live model's subscriber, so the GUI thread never pays for it.
+inside a sample-bus subscriber (the GUI's live model, the terminal monitor), never on a UI thread.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from smartbatt.errors import SmartBattError
 from smartbatt.monitor.cellmodel import CellModel
 from smartbatt.monitor.estimator import EstimatorConfig, SocEstimator
+from smartbatt.monitor.generic import chemistry_for, generic_model
 from smartbatt.monitor.power import state_of_power_now
 from smartbatt.monitor.sample import Sample
 
@@ -85,3 +86,30 @@ class LiveEstimator:
         name = self.model.name or "cell model"
         hint = " — fit your cell for accuracy" if name.startswith("generic") else ""
         return EstimatorStatus(True, f"EKF on {name}, {self.series} cells in series{hint}")
+
+
+#: a cell input reading below this is unused (TI gauges report unused inputs as 0 mV), V.
+MIN_CELL_V = 0.5
+
+
+def estimator_for(
+    sample: Sample, chemistry: str, design_capacity_ah: float | None, cell_model: CellModel | None = None
+) -> LiveEstimator:
+    """An estimator for the pack that produced ``sample``.
+
+    The cell count comes from the cell voltages the sample carries; the model is ``cell_model``
+    (the user's, from ``smartbatt model fit``) or the generic model for the pack's
+    DeviceChemistry scaled to its DesignCapacity — usable from the first sample (the filter
+    adapts R0 and learns capacity), a fitted model being more accurate.
+
+    :raises SmartBattError: no cell voltages to count the cells, or an invalid model.
+    """
+    series = sum(1 for v in sample.cells() if v > MIN_CELL_V)
+    if series == 0:
+        raise SmartBattError("no cell voltages to tell the cell count (name a chip profile)")
+    capacity = design_capacity_ah
+    if capacity is not None and not (math.isfinite(capacity) and capacity > 0):
+        capacity = None
+    model = cell_model or generic_model(chemistry_for(chemistry), capacity)
+    return LiveEstimator(model, series, design_capacity_ah=capacity)
+

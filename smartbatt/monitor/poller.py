@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from smartbatt.errors import AdapterGone, NotReady, SmartBattError, TransportError
+from smartbatt.errors import AdapterGone, NoAcknowledge, NotReady, SmartBattError, TransportError
 from smartbatt.monitor.sample import Event, Sample, SampleBus, Severity
 from smartbatt.profiles.detect import detect_profile
 from smartbatt.profiles.loader import load_profile
@@ -217,6 +217,8 @@ class Poller:
         self._transport: Transport | None = None
         self._battery: Battery | None = None
         self._last_identity: PackIdentity | None = None
+        #: optional status registers the gauge refused (sealed); probed again now and then.
+        self._refused: list[_Channel] = []
         self._event_id = 0
 
     # --- public API --------------------------------------------------------------------------
@@ -340,6 +342,7 @@ class Poller:
         transport.add_listener(self._forward)
         battery = Battery(transport, self.address, self.pec)
         self._battery = battery
+        self._refused = []
         identity, profile = self._read_identity(battery)
         if self._last_identity is not None and not identity.same_pack(self._last_identity):
             self._event(
@@ -422,8 +425,18 @@ class Poller:
                 channel = _Channel(name, source.sbs, source.sbs_kind, None, status=True, block_len=source.size)
                 if self._readable(battery, channel):
                     channels.append(channel)
+                else:
+                    self._refused.append(channel)
         channels.extend(_Channel(n, table.by_name(n).code, "word", _sbs_convert(n, capm)) for n in MEDIUM_SBS)
         return channels
+
+    def _reprobe(self, battery: Battery, channels: list[_Channel]) -> None:
+        """Status registers follow the security state: a register refused while the gauge was
+        sealed is read again once it answers (after an unseal), without a reconnect."""
+        for channel in list(self._refused):
+            if self._readable(battery, channel):
+                self._refused.remove(channel)
+                channels.append(channel)
 
     def _readable(self, battery: Battery, channel: _Channel) -> bool:
         """Probe an optional status register once: a sealed gauge NACKs some of them, and polling a
@@ -472,6 +485,7 @@ class Poller:
                 if now >= next_identity:
                     next_identity = now + self.identity_check_s
                     self._check_same_pack(battery)
+                    self._reprobe(battery, channels)
             except AdapterGone as exc:
                 return str(exc), False
             except _PackChanged as exc:
@@ -534,7 +548,7 @@ class Poller:
         read = 0
         pec = battery.pec
         transport = battery.transport
-        for channel in channels:
+        for channel in list(channels):
             if channel.name in MEDIUM_SBS and not medium_due:
                 continue
             try:
@@ -545,6 +559,12 @@ class Poller:
             except AdapterGone:
                 raise
             except (TransportError, NotReady) as exc:
+                if channel.status and isinstance(exc, NoAcknowledge) and exc.byte_index not in (None, 0):
+                    # refused, not lost: the gauge was sealed; probed again with the identity check
+                    channels.remove(channel)
+                    self._refused.append(channel)
+                    status.pop(channel.name, None)
+                    continue
                 missing.add(channel.name)
                 latest.pop(channel.name, None)
                 self._set(last_error=str(exc))

@@ -10,6 +10,7 @@ import argparse
 import math
 import threading
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -23,6 +24,8 @@ from smartbatt.cli.context import CliContext, UsageError
 from smartbatt.errors import ProfileError, SmartBattError
 from smartbatt.gauge import flags as flagcodec
 from smartbatt.monitor.alarms import AlarmEngine, load_limits
+from smartbatt.monitor.cellmodel import CellModel
+from smartbatt.monitor.live import LiveEstimator, estimator_for
 from smartbatt.monitor.poller import LinkState, Poller, PollerStatus
 from smartbatt.monitor.sample import Event, Sample, SampleBus, Severity
 from smartbatt.monitor.store import PackInfo, Recorder, Store
@@ -43,6 +46,9 @@ def register(sub: Any) -> None:
     mon.add_argument("--limits", default="default", help="alarm limits: a shipped name or a TOML file")
     mon.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
     mon.add_argument("--refresh", type=float, default=2.0, help="screen redraws per second (default 2)")
+    mon.add_argument(
+        "--model", help="cell model for our independent SOC estimate (smartbatt model fit); default: generic"
+    )
     mon.set_defaults(handler=run_monitor)
 
     log = sub.add_parser("log", help="record samples and events to a SQLite database")
@@ -79,17 +85,43 @@ def _poller(args: argparse.Namespace, ctx: CliContext, bus: SampleBus) -> Poller
 
 
 class _View:
-    """Latest state for the renderer; written by bus threads, read by the render loop."""
+    """Latest state for the renderer; written by bus threads, read by the render loop.
 
-    def __init__(self) -> None:
+    It also runs our independent estimator on each sample (on the bus thread, never the render
+    loop), built once the pack's identity is known.
+    """
+
+    def __init__(self, poller_status: Callable[[], PollerStatus], cell_model: CellModel | None = None) -> None:
         self.lock = threading.Lock()
         self.sample: Sample | None = None
         self.events: list[Event] = []
+        self.estimate: Mapping[str, float] = {}
+        self.estimate_note = "estimator waiting for the pack's identity"
+        self._status = poller_status
+        self._cell_model = cell_model
+        self._estimator: LiveEstimator | None = None
+
+    def _step_estimator(self, sample: Sample) -> Mapping[str, float]:
+        if self._estimator is None:
+            ident = self._status().identity
+            if ident is None:
+                return {}
+            try:
+                self._estimator = estimator_for(sample, ident.chemistry, ident.design_capacity, self._cell_model)
+            except SmartBattError as exc:
+                self.estimate_note = f"estimator not started: {exc}"
+                return {}
+        status = self._estimator.status()
+        self.estimate_note = status.text
+        return self._estimator.step(sample)
 
     def take(self, item: object) -> None:
+        estimate = self._step_estimator(item) if isinstance(item, Sample) else None
         with self.lock:
             if isinstance(item, Sample):
                 self.sample = item
+                if estimate:
+                    self.estimate = estimate
             elif isinstance(item, Event):
                 self.events = [e for e in self.events if e.id != item.id or e.source != item.source][-50:]
                 self.events.append(item)
@@ -101,7 +133,7 @@ def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
     return f"{value:.{digits}f} {unit}"
 
 
-def _pack_table(sample: Sample) -> Table:
+def _pack_table(sample: Sample, estimate: Mapping[str, float]) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim")
     table.add_column(justify="right")
@@ -131,10 +163,24 @@ def _pack_table(sample: Sample) -> Table:
             "Charge request",
             f"{_fmt(sample.get('ChargingCurrent'), 'A', 2)} / {_fmt(sample.get('ChargingVoltage'), 'V', 2)}",
         ),
+        ("Our SOC", _our_soc(estimate), "Peak power 10 s", _fmt(estimate.get("est_sop_discharge_10s_w"), "W", 0)),
+        (
+            "Our SOH",
+            _fmt(estimate.get("est_soh"), "%", 1),
+            "Our capacity",
+            _fmt(estimate.get("est_capacity_ah"), "Ah", 3),
+        ),
     ]
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def _our_soc(estimate: Mapping[str, float]) -> str:
+    soc, sigma = estimate.get("est_soc"), estimate.get("est_soc_sigma")
+    if soc is None:
+        return "—"
+    return f"{soc:.1f} ± {sigma:.1f} %" if sigma is not None else f"{soc:.1f} %"
 
 
 def _cells_table(sample: Sample) -> Table:
@@ -191,7 +237,7 @@ def _events_table(events: list[Event]) -> Table:
 def render(view: _View, status: PollerStatus) -> RenderableType:
     """One frame of the terminal view."""
     with view.lock:
-        sample, events = view.sample, list(view.events)
+        sample, events, estimate, note = view.sample, list(view.events), view.estimate, view.estimate_note
     ident = status.identity
     title = f"{ident.manufacturer_name} {ident.device_name} #{ident.serial_number}" if ident else status.device
     link_style = {LinkState.CONNECTED: "green", LinkState.LOST: "bold red"}.get(status.link, "yellow")
@@ -208,7 +254,7 @@ def render(view: _View, status: PollerStatus) -> RenderableType:
     profile = ident.profile if ident else "generic-sbs"
     body = Group(
         header,
-        Panel(_pack_table(sample), title="Pack", title_align="left"),
+        Panel(_pack_table(sample, estimate), title="Pack", subtitle=note, subtitle_align="left", title_align="left"),
         Panel(_cells_table(sample), title="Cells", title_align="left"),
         Panel(_flags_text(sample, profile), title="Flags", title_align="left"),
         Panel(_events_table(events), title="Alarms", title_align="left"),
@@ -226,12 +272,13 @@ def _run_for(duration: float, tick: float, each: Any) -> None:
 def run_monitor(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.refresh <= 0:
         raise UsageError("--refresh must be positive")
-    view = _View()
+    cell_model = CellModel.load(args.model) if args.model else None
     with SampleBus() as bus:
         engine = AlarmEngine(load_limits(args.limits))
         engine.attach(bus)
-        bus.subscribe(view.take, name="terminal view", accept=(Sample, Event))
         poller = _poller(args, ctx, bus)
+        view = _View(lambda: poller.status, cell_model)
+        bus.subscribe(view.take, name="terminal view", accept=(Sample, Event))
         poller.start()
         try:
             with Live(render(view, poller.status), console=ctx.console, refresh_per_second=args.refresh) as live:
