@@ -32,8 +32,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
+from smartbatt.datafile import TableReader
 from smartbatt.errors import ProfileError, SmartBattError
 
 __all__ = [
@@ -355,121 +356,26 @@ class Plan:
 # --- typed reading ------------------------------------------------------------------------------
 
 
-def _show(v: Any) -> str:
-    return f"{type(v).__name__} {repr(v)[:40]}"
-
-
-class _Reader:
+class _Reader(TableReader):
     """A table of the plan file plus its key path; typed getters raise :class:`PlanError`."""
 
-    def __init__(self, file: str, path: str, data: Mapping[str, Any]) -> None:
-        self.file = file
-        self.path = path
-        self.data = data
+    hex_ranges = False
 
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
+    def error(self, file: str, key_path: str, reason: str) -> SmartBattError:
+        return PlanError(file, key_path, reason)
 
-    def fail(self, name: str, reason: str) -> PlanError:
-        return PlanError(self.file, self.key(name) if name else self.path, reason)
+    def opt_str(self, name: str, *, required: bool = False, nonempty: bool = True) -> str | None:
+        """Plan strings (names, patterns, paths) are never meaningfully empty."""
+        return super().opt_str(name, required=required, nonempty=nonempty)
 
-    def check_keys(self, allowed: set[str]) -> None:
-        for k in self.data:
-            if k not in allowed:
-                raise self.fail(str(k), f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-    def get(self, name: str, required: bool = False) -> Any:
-        if name not in self.data:
-            if required:
-                raise self.fail(name, "missing")
-            return None
-        return self.data[name]
-
-    def opt_int(self, name: str, lo: int, hi: int, *, required: bool = False) -> int | None:
-        v = self.get(name, required)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.fail(name, f"expected an integer, got {_show(v)}")
-        if not lo <= v <= hi:
-            raise self.fail(name, f"{v} is outside {lo}..{hi}")
-        return v
-
-    def opt_float(self, name: str, lo: float, hi: float, *, required: bool = False) -> float | None:
-        v = self.get(name, required)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise self.fail(name, f"expected a number, got {_show(v)}")
-        if not math.isfinite(v) or not lo <= v <= hi:
-            raise self.fail(name, f"{v} is outside {lo:g}..{hi:g}")
-        return float(v)
-
-    def opt_str(self, name: str, *, required: bool = False) -> str | None:
-        v = self.get(name, required)
-        if v is None:
-            return None
-        if not isinstance(v, str):
-            raise self.fail(name, f"expected a string, got {_show(v)}")
-        if not v.strip():
-            raise self.fail(name, "must not be empty")
-        return v
-
-    def req_str(self, name: str) -> str:
-        v = self.opt_str(name, required=True)
-        assert v is not None
-        return v
-
-    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
-        v = self.opt_str(name)
-        if v is None:
-            return default
-        if v not in allowed:
-            raise self.fail(name, f"expected one of {', '.join(allowed)}, got {v!r}")
-        return v
-
-    def opt_bool(self, name: str, default: bool) -> bool:
-        v = self.get(name)
-        if v is None:
-            return default
-        if not isinstance(v, bool):
-            raise self.fail(name, f"expected true or false, got {_show(v)}")
-        return v
-
-    def regex(self, name: str) -> str | None:
-        v = self.opt_str(name)
-        if v is None:
-            return None
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise self.fail(name, f"not a valid regular expression: {exc}") from None
-        return v
-
-    def str_list(self, name: str) -> tuple[str, ...]:
-        v = self.get(name)
-        if v is None:
-            return ()
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise self.fail(name, f"expected a list of strings, got {_show(v)}")
-        return tuple(v)
-
-    def table(self, name: str, *, required: bool = False) -> _Reader | None:
-        v = self.get(name, required)
-        if v is None:
-            return None
-        if not isinstance(v, dict):
-            raise self.fail(name, f"expected a table, got {_show(v)}")
-        return _Reader(self.file, self.key(name), v)
-
-    def tables(self, name: str) -> Iterator[_Reader]:
+    def tables(self, name: str) -> Iterator[Self]:
+        """The plan's ``[[steps]]``: required, and at least one."""
         v = self.get(name, True)
         if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
             raise self.fail(name, "expected an array of tables ([[steps]])")
         if not v:
             raise self.fail(name, "a plan needs at least one step")
-        for i, item in enumerate(v):
-            yield _Reader(self.file, f"{self.key(name)}[{i}]", item)
+        yield from super().tables(name)
 
 
 # --- loading --------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ Rules (STYLE.md §4):
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import threading
@@ -27,10 +26,11 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 import construct
 
+from smartbatt.datafile import TableReader, _show
 from smartbatt.errors import ProfileError, SmartBattError
 from smartbatt.profiles.schema import (
     SCHEMA_VERSION,
@@ -70,7 +70,6 @@ SBS_STANDARD_RANGE = range(0x00, 0x24)
 _CACHE: dict[tuple[str, str, str | None], Profile] = {}
 _LOCK = threading.Lock()
 
-E = TypeVar("E")
 
 
 # --- public API ---------------------------------------------------------------------------------
@@ -167,135 +166,8 @@ def _locate(name_or_path: str | os.PathLike[str], referrer: _Source | None) -> _
 # --- typed reading of plain TOML values ----------------------------------------------------------
 
 
-class _Reader:
-    """A TOML table plus the file and key path it came from; typed getters raise ProfileError."""
-
-    def __init__(self, file: str, path: str, data: Mapping[str, Any]) -> None:
-        self.file = file
-        self.path = path
-        self.data = data
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def fail(self, name: str, reason: str) -> ProfileError:
-        return ProfileError(self.file, self.key(name) if name else self.path, reason)
-
-    def check_keys(self, allowed: set[str]) -> None:
-        for k in self.data:
-            if k not in allowed:
-                raise self.fail(k, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-    def has(self, name: str) -> bool:
-        return name in self.data
-
-    def _get(self, name: str, required: bool) -> Any:
-        if name not in self.data:
-            if required:
-                raise self.fail(name, "missing")
-            return None
-        return self.data[name]
-
-    def opt_int(self, name: str, lo: int, hi: int, *, required: bool = False) -> int | None:
-        v = self._get(name, required)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.fail(name, f"expected an integer, got {_show(v)}")
-        if not lo <= v <= hi:
-            shown = f"{v} (0x{v:X})" if v >= 0 else str(v)
-            raise self.fail(name, f"{shown} is outside {lo}..{hi} (0x{lo:X}..0x{hi:X})")
-        return v
-
-    def req_int(self, name: str, lo: int, hi: int) -> int:
-        v = self.opt_int(name, lo, hi, required=True)
-        assert v is not None
-        return v
-
-    def opt_float(self, name: str, lo: float, hi: float, *, required: bool = False) -> float | None:
-        v = self._get(name, required)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise self.fail(name, f"expected a number, got {_show(v)}")
-        if not math.isfinite(v) or not lo <= v <= hi:
-            raise self.fail(name, f"{v} is outside {lo}..{hi}")
-        return float(v)
-
-    def opt_str(self, name: str, *, required: bool = False, nonempty: bool = False) -> str | None:
-        v = self._get(name, required)
-        if v is None:
-            return None
-        if not isinstance(v, str):
-            raise self.fail(name, f"expected a string, got {_show(v)}")
-        if nonempty and not v.strip():
-            raise self.fail(name, "must not be empty")
-        return v
-
-    def req_str(self, name: str) -> str:
-        v = self.opt_str(name, required=True, nonempty=True)
-        assert v is not None
-        return v
-
-    def opt_bool(self, name: str, default: bool) -> bool:
-        v = self._get(name, False)
-        if v is None:
-            return default
-        if not isinstance(v, bool):
-            raise self.fail(name, f"expected true or false, got {_show(v)}")
-        return v
-
-    def enum(self, name: str, enum: type[E], default: E | None = None) -> E:
-        v = self._get(name, default is None)
-        if v is None:
-            assert default is not None
-            return default
-        values = [m.value for m in enum]  # type: ignore[attr-defined]
-        if not isinstance(v, str) or v not in values:
-            raise self.fail(name, f"expected one of {values}, got {_show(v)}")
-        return enum(v)  # type: ignore[call-arg]
-
-    def str_list(self, name: str) -> tuple[str, ...]:
-        v = self._get(name, False)
-        if v is None:
-            return ()
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise self.fail(name, f"expected a list of strings, got {_show(v)}")
-        return tuple(v)
-
-    def int_list(self, name: str, lo: int, hi: int) -> tuple[int, ...]:
-        v = self._get(name, False)
-        if v is None:
-            return ()
-        if not isinstance(v, list):
-            raise self.fail(name, f"expected a list of integers, got {_show(v)}")
-        for i, x in enumerate(v):
-            if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
-                raise self.fail(f"{name}[{i}]", f"expected an integer in 0x{lo:X}..0x{hi:X}, got {_show(x)}")
-        return tuple(v)
-
-    def table(self, name: str) -> _Reader | None:
-        v = self._get(name, False)
-        if v is None:
-            return None
-        if not isinstance(v, dict):
-            raise self.fail(name, f"expected a table, got {_show(v)}")
-        return _Reader(self.file, self.key(name), v)
-
-    def tables(self, name: str) -> Iterator[_Reader]:
-        v = self._get(name, False)
-        if v is None:
-            return
-        if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-            raise self.fail(name, "expected an array of tables ([[...]])")
-        for i, item in enumerate(v):
-            yield _Reader(self.file, f"{self.key(name)}[{i}]", item)
-
-
-def _show(v: Any) -> str:
-    kind = type(v).__name__
-    text = repr(v)
-    return f"{kind} {text[:40]}"
+class _Reader(TableReader):
+    """A profile table; typed getters raise :class:`ProfileError`."""
 
 
 # --- per-file parsing into typed parts ------------------------------------------------------------
@@ -364,7 +236,7 @@ def _parse_file(source: _Source) -> _FileSpec:
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(source.label, "", f"not valid TOML: {exc}") from None
     top = _Reader(source.label, "", data)
-    version = top._get("schema_version", True)
+    version = top.get("schema_version", True)
     if isinstance(version, bool) or not isinstance(version, int):
         raise top.fail("schema_version", f"expected an integer, got {_show(version)}")
     if version != SCHEMA_VERSION:
