@@ -15,10 +15,11 @@ import pytest
 from gui.app_model import AppModel
 from gui.models.alarms import AlarmsModel, event_key
 from gui.models.busmon import BusFilter, BusMonitorModel
-from gui.models.connection import Link, emulated_profile, snapshot
+from gui.models.connection import Link, snapshot
 from gui.models.flags import FlagsModel
 from gui.settings import DeviceChoice, Settings
 from gui.tasks import TaskRunner
+from smartbatt.emulator.factory import emulated_profile
 from smartbatt.errors import NoAcknowledge
 from smartbatt.monitor.alarms import load_limits, read_limits_text
 from smartbatt.monitor.sample import Event, Sample, Severity
@@ -242,6 +243,7 @@ def test_status_snapshot_and_emulated_profile_are_defensive():
     assert emulated_profile("emulated:?model=static") == ""
     assert emulated_profile("i2c:1") == ""
     assert emulated_profile("::bad") == ""
+    assert emulated_profile("emulated:bq99") == ""  # not an emulated chip: detection decides
 
 
 def test_task_errors_are_one_sentence(qtbot):

@@ -221,3 +221,19 @@ def test_status_registers_follow_the_security_state_without_a_reconnect() -> Non
     finally:
         rig.poller.stop()
         rig.bus.close()
+
+
+def test_an_emulated_pack_is_monitored_with_the_chip_its_uri_names() -> None:
+    """DeviceName detection cannot recognise the emulator's "EMU-4S3000"; its URI names the chip."""
+    bus = SampleBus()
+    poller = Poller("emulated:bq4050?speed=0", bus, fast_hz=20.0, allow_fast=True)
+    try:
+        poller.start()
+        wait_for(lambda: poller.status.identity is not None)
+        identity = poller.status.identity
+        assert identity is not None
+        assert (identity.profile, identity.cells) == ("bq4050", 4)
+        assert "URI" in identity.profile_reason
+    finally:
+        poller.stop()
+        bus.close()

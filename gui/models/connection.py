@@ -106,9 +106,9 @@ def poller_factory(opener: Callable[[str], Transport] | None = None, **options: 
 
         kwargs: dict[str, Any] = {"address": choice.address, "pec": choice.pec}
         params = inspect.signature(Poller).parameters
-        profile = choice.profile or emulated_profile(choice.uri)
-        if profile and "profile" in params:
-            kwargs["profile"] = profile
+        # an emulated chip is known from its URI: the poller itself picks that profile
+        if choice.profile and "profile" in params:
+            kwargs["profile"] = choice.profile
         if opener is not None and "opener" in params:
             kwargs["opener"] = opener
         kwargs.update({k: v for k, v in options.items() if k in params})
@@ -116,24 +116,6 @@ def poller_factory(opener: Callable[[str], Transport] | None = None, **options: 
         return poller
 
     return make
-
-
-def emulated_profile(uri: str) -> str:
-    """The chip an ``emulated:`` URI emulates, or "" for anything else.
-
-    The poller detects profiles by DeviceName only (it never writes ManufacturerAccess), and the
-    emulated pack is named ``EMU-4S3000``, which matches no profile; the emulator's own URI says
-    which chip it serves, so that is used instead of falling back to generic SBS.
-    """
-    try:
-        spec = parse_uri(uri)
-    except SmartBattError:
-        return ""
-    if spec.scheme != "emulated" or spec.options.get("model", "physics") == "static":
-        return ""
-    from smartbatt.emulator.factory import DEFAULT_PROFILE
-
-    return spec.target or DEFAULT_PROFILE
 
 
 def _link_of(status: Any) -> Link:

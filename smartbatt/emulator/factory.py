@@ -28,7 +28,7 @@ from smartbatt.emulator.protections import ProtectionParameters
 from smartbatt.emulator.register_file import RegisterFileDevice
 from smartbatt.emulator.target import EmulatedBus, SMBusDevice
 from smartbatt.errors import UriError
-from smartbatt.uri import parse_options
+from smartbatt.uri import parse_options, parse_uri
 
 #: default profile of ``emulated:``.
 DEFAULT_PROFILE = "bq40z50"
@@ -252,3 +252,22 @@ def build_bus(target: str, options: dict[str, str]) -> EmulatedBus:
 def option_names() -> tuple[str, ...]:
     """Names of the emulator URI options (for the CLI and documentation)."""
     return tuple(f.name for f in fields(EmulatorOptions))
+
+
+def emulated_profile(uri: str) -> str:
+    """The chip an ``emulated:`` URI emulates (``bq40z50`` for a bare ``emulated:``), or "" for
+    any other URI and for the static register file.
+
+    Monitoring detects profiles by DeviceName only (it never writes ManufacturerAccess), and the
+    emulated pack is named ``EMU-<cells>S<capacity>``, which matches no profile; the emulator's own
+    URI says which chip it serves, so monitors use that instead of falling back to generic SBS.
+    """
+    try:
+        spec = parse_uri(uri)
+    except UriError:
+        return ""
+    if spec.scheme != "emulated" or spec.options.get("model", "physics") == "static":
+        return ""
+    name = spec.target or DEFAULT_PROFILE
+    return name if name in PROFILES else ""
+

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from smartbatt.emulator.factory import emulated_profile
 from smartbatt.errors import AdapterGone, NoAcknowledge, NotReady, SmartBattError, TransportError
 from smartbatt.monitor.sample import Event, Sample, SampleBus, Severity
 from smartbatt.profiles.detect import detect_profile
@@ -379,6 +380,9 @@ class Poller:
         if self.profile_name:
             profile = load_profile(self.profile_name)
             reason = "named by the user"
+        elif emulated_profile(self.uri):
+            profile = load_profile(emulated_profile(self.uri))
+            reason = "the emulated chip named by the device URI"
         else:
             detection = detect_profile(lambda: name, lambda: maker, None, allow_mac=False)
             profile = load_profile(detection.profile) if detection.profile else None
