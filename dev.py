@@ -37,20 +37,28 @@ def step(title: str, cmd: list[str], env: dict[str, str] | None = None, cwd: Pat
         sys.exit(result.returncode)
 
 
-def ensure_venv(extras: str) -> None:
-    """Create .venv and install smartbatt[extras] editable, once per pyproject.toml version."""
+def _digest(extras: str) -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+
+
+def ensure_venv(extras: str, *, satisfied_by: tuple[str, ...] = ()) -> None:
+    """Create .venv and install smartbatt[extras] editable, once per pyproject.toml version.
+
+    ``satisfied_by``: larger extras sets whose installation also covers ``extras`` (after
+    ``dev.py test`` installed gui+test, ``dev.py run`` needs nothing more).
+    """
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be started by an older python3
         sys.exit("smartbatt needs Python 3.11 or newer")
     stamp = VENV / ".smartbatt-installed"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    if stamp.exists() and stamp.read_text() == digest and PY.exists():
+    installed = stamp.read_text() if stamp.exists() and PY.exists() else ""
+    if installed in {_digest(x) for x in (extras, *satisfied_by)}:
         return
     if not PY.exists():
         print(f"== creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     step("upgrade pip", [str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
     step("install", [str(PY), "-m", "pip", "install", "-q", "-e", f".[{extras}]"])
-    stamp.write_text(digest)
+    stamp.write_text(_digest(extras))
 
 
 def has_display() -> bool:
@@ -60,7 +68,7 @@ def has_display() -> bool:
 
 
 def cmd_run(args: list[str]) -> None:
-    ensure_venv("gui")
+    ensure_venv("gui", satisfied_by=("gui,test",))
     if has_display():
         cmd = [str(BIN / "smartbatt-gui"), *args]
     else:
