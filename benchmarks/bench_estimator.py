@@ -7,9 +7,11 @@ M50 21700 NMC811/graphite-SiOx cell, 5 Ah: Chen et al., "Development of experime
 for parameterization of multi-scale lithium-ion battery models", J. Electrochem. Soc. 167 (2020)
 080534) — an independent physics model, not our equivalent circuit. The procedure:
 
-1. **Characterization** of a *fresh* cell in a 25 °C chamber: C/20 full discharge, CC-CV charge,
-   HPPC (1C and 2C discharge, 0.75C charge pulses of 10 s, every 10 % SOC) and a short HPPC at
-   40 °C. The log is degraded like a gauge reading (below) and fitted with
+1. **Characterization** of a *fresh* cell — the user's log, not a test cycle: in a 25 °C chamber
+   a C/20 full discharge, CC-CV charge and HPPC (1C, 2C and 3C discharge and 0.75C charge pulses
+   of 10 s, every 10 % SOC); then the same pulses at ≈ 85/64/43/21 % in a 40 °C and in a 50 °C
+   chamber, so R0 gets its temperature and current dependence over the range the drive cycles
+   reach. The log is degraded like a gauge reading (below) and fitted with
    :func:`smartbatt.monitor.fitting.fit_model`.
 2. **Drive cycles**, starting full after a 10 min rest and ending in a 20 min rest: drone-like
    (4S2P pack, 1.2 C hover with gusts, 2.4 C climbs, 3 C punches, weak cooling: up to ~50 °C),
@@ -62,6 +64,8 @@ GAIN, OFFSET_A = 1.015, 0.010
 NOISE_V, LSB_V, LSB_A = 0.002, 0.001, 0.001
 START_ERROR = 0.20
 SKIP_S = 600.0
+#: cache name of the characterization log (renamed when its procedure changed: 3C pulses, 40 and 50 °C)
+CHARACTERIZATION = "characterization-3c-50c"
 
 
 def _pybamm() -> Any:
@@ -129,6 +133,8 @@ def characterization() -> dict[str, FloatArray]:
         "Charge at 0.75C for 10 seconds (1 second period)",
         "Rest for 40 seconds (1 second period)",
         "Discharge at 2C for 10 seconds (1 second period)",
+        "Rest for 60 seconds (1 second period)",
+        "Discharge at 3C for 10 seconds (1 second period)",
         "Rest for 5 minutes (1 second period)",
     ]
     settle = ["Rest for 58 minutes (30 second period)", "Rest for 2 minutes (1 second period)"]
@@ -142,15 +148,18 @@ def characterization() -> dict[str, FloatArray]:
         "Discharge at 1C for 3 minutes (1 second period)",
         *settle,
     ]
-    for _ in range(9):  # 95 % … 15 %
-        steps += [*pulses, "Discharge at 1C for 6 minutes (1 second period)", *settle]
+    for _ in range(9):  # 95 % … 15 % (each set of pulses takes 1.4 %, the move 9.2 %)
+        steps += [*pulses, "Discharge at 1C for 330 seconds (1 second period)", *settle]
     a = _run(steps, _parameters(False, 50.0, 25.0), 1.0)
     hot = [*settle]
-    for _ in range(3):  # 75 %, 55 %, 35 % at 40 °C
+    for _ in range(4):  # ≈ 85, 64, 43, 21 %, in a chamber at 40 °C and again at 50 °C
         hot += [*pulses, "Discharge at 1C for 12 minutes (1 second period)", *settle]
-    b = _run(hot, _parameters(False, 50.0, 40.0), 0.75)
-    offset = a["t"][-1] + 1.0
-    return {k: np.concatenate([a[k], b[k] + (offset if k == "t" else 0.0)]) for k in ("t", "v", "i", "temp")}
+    parts = [a] + [_run(hot, _parameters(False, 50.0, ambient), 0.85) for ambient in (40.0, 50.0)]
+    out = {k: parts[0][k] for k in ("t", "v", "i", "temp")}
+    for part in parts[1:]:
+        offset = out["t"][-1] + 1.0
+        out = {k: np.concatenate([out[k], part[k] + (offset if k == "t" else 0.0)]) for k in out}
+    return out
 
 
 def reference_capacity(aged: bool) -> float:
@@ -358,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} CPUs, {platform.processor() or 'unknown CPU'}, {platform.platform()}")
     print(f"python {platform.python_version()}, pybamm {_pybamm().__version__}, {time.strftime('%Y-%m-%d')}")
     started = time.perf_counter()
-    char = _cached("characterization", characterization)
+    char = _cached(CHARACTERIZATION, characterization)
     report = fit_model(degrade(char, 1, 1, args.seed, "characterization"))
     model = report.model
     print(

@@ -269,9 +269,10 @@ class SocEstimator:
             v1 = v2 = 0.0
             s1 = s2 = 0.0
         else:
-            # Under load the polarisation history is unknown: assume the fast pair settled and
-            # the slow pair half way, with uncertainty covering "just started" to "settled".
-            v1, s1 = r1 * i_m, 0.5 * abs(r1 * i_m)
+            # Under load the polarisation history is unknown (a burst may have begun a second
+            # ago, or a climb ten minutes ago): assume both pairs half way, with uncertainty
+            # covering "just started" to "settled".
+            v1, s1 = 0.5 * r1 * i_m, 0.5 * abs(r1 * i_m)
             v2, s2 = 0.5 * r2 * i_m, 0.5 * abs(r2 * i_m)
         soc = 0.5
         for _ in range(3):  # fixed point: R0 and the OCV depend on the SOC being solved for

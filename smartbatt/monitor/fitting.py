@@ -36,7 +36,10 @@ k·|I|/Q`` (piecewise-linear SOC table, Arrhenius and current terms), the RC res
 way without the current term. The temperature term is fitted only when the pulses span ≥ 5 K and
 the current term only when pulse sizes differ by ≥ 1.5×; otherwise they stay 0 and the
 estimator's online R0 adaptation covers the difference. The entropic coefficient is not fitted
-(it needs OCV curves at two temperatures).
+(it needs OCV curves at two temperatures). A group whose RMS residual is more than
+``BAD_GROUP_FACTOR`` times the median group's (typically the SOC step through the
+end-of-discharge knee, which a 2-RC circuit cannot follow) stays in the report but is left out of
+the RC tables, with a note: its fitted "slow resistance" is OCV curvature, not polarisation.
 
 Errors: :class:`FitError` (a :class:`~smartbatt.errors.SmartBattError`) when the log has no
 usable slow discharge or no pulses, saying what was found instead.
@@ -74,6 +77,8 @@ EVENT_JOIN_S = 120.0
 PRE_S, POST_S = 30.0, 3600.0
 #: events this close in SOC and temperature (K) are fitted together.
 GROUP_SOC, GROUP_K = 0.06, 3.0
+#: a group whose RMS residual exceeds this many times the median group's is left out of the RC tables.
+BAD_GROUP_FACTOR = 3.0
 TAU1_GRID = np.geomspace(1.0, 100.0, 20)
 TAU2_GRID = np.geomspace(60.0, 5000.0, 20)
 
@@ -575,11 +580,12 @@ def _build_model(
     ctx: _Context, ocv: tuple[FloatArray, FloatArray], pulse_rows: list[PulseFit], group_rows: list[GroupFit]
 ) -> tuple[CellModel, list[PulseFit], list[GroupFit], list[str]]:
     notes: list[str] = []
+    rc_rows = _well_fitted(group_rows, notes)  # all groups stay in the report
     p_soc = np.asarray([p.soc for p in pulse_rows])
     p_temp = np.asarray([p.temperature_c for p in pulse_rows])
     p_c = np.asarray([abs(p.current_a) for p in pulse_rows]) / ctx.capacity
-    g_soc = np.asarray([g.soc for g in group_rows])
-    g_temp = np.asarray([g.temperature_c for g in group_rows])
+    g_soc = np.asarray([g.soc for g in rc_rows])
+    g_temp = np.asarray([g.temperature_c for g in rc_rows])
     inv_t_ref = 1.0 / (ctx.t_ref + KELVIN)
     use_temp = float(np.ptp(p_temp)) >= 5.0
     use_current = float(np.max(p_c)) >= 1.5 * float(np.min(p_c)) and float(np.ptp(p_c)) >= 0.3
@@ -593,12 +599,12 @@ def _build_model(
         np.asarray([p.r0_ohm for p in pulse_rows]), p_soc, nodes, x_p, p_c if use_current else None
     )
     x_g = 1.0 / (g_temp + KELVIN) - inv_t_ref if float(np.ptp(g_temp)) >= 5.0 else None
-    r1, r1_e, _ = _log_regression(np.asarray([max(g.r1_ohm, 1e-6) for g in group_rows]), g_soc, nodes, x_g, None)
-    r2, r2_e, _ = _log_regression(np.asarray([max(g.r2_ohm, 1e-6) for g in group_rows]), g_soc, nodes, x_g, None)
+    r1, r1_e, _ = _log_regression(np.asarray([max(g.r1_ohm, 1e-6) for g in rc_rows]), g_soc, nodes, x_g, None)
+    r2, r2_e, _ = _log_regression(np.asarray([max(g.r2_ohm, 1e-6) for g in rc_rows]), g_soc, nodes, x_g, None)
     basis = _hat_basis(g_soc, nodes)
     weight = np.maximum(basis.sum(axis=0), 1e-12)
-    tau1 = np.exp(basis.T @ np.log([g.tau1_s for g in group_rows]) / weight)
-    tau2 = np.exp(basis.T @ np.log([g.tau2_s for g in group_rows]) / weight)
+    tau1 = np.exp(basis.T @ np.log([g.tau1_s for g in rc_rows]) / weight)
+    tau2 = np.exp(basis.T @ np.log([g.tau2_s for g in rc_rows]) / weight)
     log, opts = ctx.log, ctx.options
     i, v = log.current_a, log.voltage_v
     model = CellModel(
@@ -627,6 +633,25 @@ def _build_model(
         source=f"fitted by smartbatt from {log.file}",
     )
     return model, pulse_rows, group_rows, notes
+
+
+def _well_fitted(group_rows: list[GroupFit], notes: list[str]) -> list[GroupFit]:
+    """The groups whose RC fit explains their window (RMS ≤ ``BAD_GROUP_FACTOR`` × the median).
+
+    Why: a group that a 2-RC circuit cannot follow — typically the SOC step through the
+    end-of-discharge knee, where the OCV curvature is read as a huge slow resistance — would put
+    that resistance into the table and make the model pessimistic under any sustained load there.
+    Its neighbours' values are held instead (the tables are constant beyond their end nodes).
+    """
+    limit = BAD_GROUP_FACTOR * float(np.median([g.rms_mv for g in group_rows]))
+    kept = [g for g in group_rows if g.rms_mv <= limit]
+    for g in group_rows:
+        if g.rms_mv > limit:
+            notes.append(
+                f"group at line {g.line} (SOC {g.soc:.2f}, {g.temperature_c:.0f} °C) left out of the RC tables: "
+                f"RMS {g.rms_mv:.1f} mV > {limit:.1f} mV (a 2-RC circuit does not follow it)"
+            )
+    return kept or group_rows
 
 
 def _cluster(soc: FloatArray, width: float = GROUP_SOC) -> FloatArray:
