@@ -35,6 +35,11 @@ GAS_CONSTANT = 8.314462618
 ZERO_C_K = 273.15
 #: reference temperature of the chemistry data (25 °C), K.
 T_REF_K = 298.15
+#: 1 / T_REF_K, 1/K (precomputed: the step evaluates the Arrhenius term every second).
+_INV_T_REF = 1.0 / T_REF_K
+#: the ufunc reductions behind ndarray.min()/max(), called directly (same result, less overhead).
+_array_min = np.minimum.reduce
+_array_max = np.maximum.reduce
 
 
 def arrhenius(temperature_c: FloatArray, activation_j_per_mol: float) -> FloatArray:
@@ -72,7 +77,10 @@ class CellGroups:
             raise ValueError("capacities and resistances must be positive")
         self.chemistry = chemistry
         self.capacity_ah, self.r0_base, self.r1_base, self.r2_base, soc_array, self.saturation_ohm = arrays
-        self.soc = np.clip(soc_array, chemistry.soc_floor, chemistry.soc_ceiling)
+        #: SOC table ends (the chemistry computes them on each access).
+        self._soc_floor = chemistry.soc_floor
+        self._soc_ceiling = chemistry.soc_ceiling
+        self.soc = np.clip(soc_array, self._soc_floor, self._soc_ceiling)
         self.v1 = np.zeros(shape)
         self.v2 = np.zeros(shape)
         # the resistance-vs-SOC multiplier resampled onto the OCV grid, so one lookup serves all tables
@@ -96,7 +104,7 @@ class CellGroups:
         """Refresh R0, R1, R2 (ohm) for the present SOC and ``temperature_c`` (°C per group)."""
         chem = self.chemistry
         factor = np.interp(self.soc, chem.soc, self._soc_factor_on_grid)
-        inverse = 1.0 / (temperature_c + ZERO_C_K) - 1.0 / T_REF_K
+        inverse = 1.0 / (temperature_c + ZERO_C_K) - _INV_T_REF
         np.multiply(self.r0_base * factor, np.exp(inverse * self._k_r0), out=self.r0)
         factor *= np.exp(inverse * self._k_rc)
         np.multiply(self.r1_base, factor, out=self.r1)
@@ -114,16 +122,15 @@ class CellGroups:
         voltage += self.v1
         voltage += self.v2
         # cheap common case first: no group sits at a table end
-        if soc.min() <= chem.soc_floor or soc.max() >= chem.soc_ceiling:
+        if _array_min(soc) <= self._soc_floor or _array_max(soc) >= self._soc_ceiling:
             self._saturate(voltage)
         np.maximum(voltage, 0.0, out=voltage)
         self.voltage = voltage
 
     def _saturate(self, voltage: FloatArray) -> None:
         """Add the saturation drop for groups clamped at a table end and pushed further."""
-        chem = self.chemistry
-        at_floor = (self.soc <= chem.soc_floor) & (self.current < 0)
-        at_ceiling = (self.soc >= chem.soc_ceiling) & (self.current > 0)
+        at_floor = (self.soc <= self._soc_floor) & (self.current < 0)
+        at_ceiling = (self.soc >= self._soc_ceiling) & (self.current > 0)
         pushed = at_floor | at_ceiling
         voltage += np.where(pushed, self.current * self.saturation_ohm, 0.0)
 
@@ -149,8 +156,8 @@ class CellGroups:
         self.v2 *= e2
         self.v2 += self.r2 * (current_a * (1.0 - e2))
         self.soc += current_a * (dt_s / 3600.0) / self.capacity_ah
-        np.maximum(self.soc, self.chemistry.soc_floor, out=self.soc)
-        np.minimum(self.soc, self.chemistry.soc_ceiling, out=self.soc)
+        np.maximum(self.soc, self._soc_floor, out=self.soc)
+        np.minimum(self.soc, self._soc_ceiling, out=self.soc)
         self.current[:] = current_a
         self.update_outputs(temperature_c)
 

@@ -206,7 +206,10 @@ class VirtualPack:
         if callable(set_request):  # a scenario charger follows the gauge's request, as a smart charger does
             voltage_mv, current_ma = self.charging_request()
             set_request(current_ma / 1000.0, voltage_mv / 1000.0)
-        request = self.load.current(t, self.pack) + sum(source(t, self.pack) for source in self.sources)
+        extra = 0.0
+        if self.sources:  # summed from 0 as sum() did: same float result
+            extra = sum(source(t, self.pack) for source in self.sources)
+        request = self.load.current(t, self.pack) + extra
         self.requested_a = request
         if request < 0:
             self.protections.check_instant(request * 1000.0)
@@ -214,9 +217,21 @@ class VirtualPack:
             request = 0.0  # the FET in that path is open: no current flows
         self.pack.step(dt_s, request)
         voltage_mv, _ = self.charging_request()
-        self.gauge.update(dt_s, self.pack, charging_voltage_cell_mv=voltage_mv / self.gauge.params.cells)
-        self.gauge.update_ranges()
-        self.protections.update(dt_s, self.gauge.protection_inputs())
+        gauge = self.gauge
+        m = gauge.update(dt_s, self.pack, charging_voltage_cell_mv=voltage_mv / gauge.params.cells)
+        gauge.update_ranges()
+        ts_c = m.ts_c  # what Gauge.protection_inputs() reports, without building the record
+        self.protections.update_readings(
+            dt_s,
+            m.max_cell_mv,
+            m.min_cell_mv,
+            m.current_ma,
+            max(ts_c),
+            min(ts_c),
+            charging=gauge.charging,
+            relaxed=gauge.relaxed,
+            temp_range=gauge.temp_range,
+        )
         self._balance(dt_s)
         self.time_s = t + dt_s
         for observer in list(self.observers):
@@ -430,6 +445,10 @@ class GaugeIdentity:
     extra: dict[str, bytes] = field(default_factory=dict)
 
 
+#: (CellMaxVoltage{i}, CellMinVoltage{i}) lifetime keys of cells 1–4 (LifetimeDataBlock1 fields).
+_CELL_EXTREME_KEYS = tuple((f"CellMaxVoltage{i}", f"CellMinVoltage{i}") for i in range(1, 5))
+
+
 @dataclass
 class _Lifetime:
     """What the gauge's lifetime data collection has seen (LifetimeDataBlock1–5 fields it can fill)."""
@@ -437,6 +456,8 @@ class _Lifetime:
     values: dict[str, int] = field(default_factory=dict)
     #: protection names tripped at the previous step (to count events on the rising edge).
     tripped: set[str] = field(default_factory=set)
+    #: SafetyStatus word matching ``tripped`` (names are looked up only when it changes).
+    status: int = 0
 
     def keep(self, name: str, value: int, *, high: bool) -> None:
         old = self.values.get(name)
@@ -1008,25 +1029,49 @@ class EmulatedGauge(SMBusDevice):
     # --- lifetime data ------------------------------------------------------------------------------
 
     def _collect_lifetime(self, vpack: VirtualPack) -> None:
-        """Lifetime data collection after every simulation step: extremes and protection events."""
+        """Lifetime data collection after every simulation step: extremes and protection events.
+
+        Runs every simulated second, so it compares in place (what :meth:`_Lifetime.keep` does)
+        instead of calling per value, and looks up the tripped protections only when SafetyStatus
+        changed."""
         life = self._lifetime
+        values = life.values
+        get = values.get
         m = vpack.gauge.measurement
-        for i, mv in enumerate(m.cell_mv[:4], start=1):
-            life.keep(f"CellMaxVoltage{i}", mv, high=True)
-            life.keep(f"CellMinVoltage{i}", mv, high=False)
-        if m.cell_mv:
-            life.keep("MaxDeltaCellVoltage", max(m.cell_mv) - min(m.cell_mv), high=True)
+        cells = m.cell_mv
+        for (high_key, low_key), mv in zip(_CELL_EXTREME_KEYS, cells, strict=False):
+            old = get(high_key)
+            if old is None or mv > old:
+                values[high_key] = mv
+            old = get(low_key)
+            if old is None or mv < old:
+                values[low_key] = mv
+        if cells:
+            delta = m.max_cell_mv - m.min_cell_mv
+            old = get("MaxDeltaCellVoltage")
+            if old is None or delta > old:
+                values["MaxDeltaCellVoltage"] = delta
         life.keep("MaxChargeCurrent", max(0, m.current_ma), high=True)
         life.keep("MaxDischargeCurrent", min(0, m.current_ma), high=False)
-        temps = [round(t) for t in m.ts_c]
-        if temps:
-            life.keep("MaxTempCell", max(temps), high=True)
-            life.keep("MinTempCell", min(temps), high=False)
+        ts_c = m.ts_c
+        if ts_c:
+            # round() is monotonic: the extreme of the rounded readings is the rounded extreme
+            hottest, coldest = round(max(ts_c)), round(min(ts_c))
+            old = get("MaxTempCell")
+            if old is None or hottest > old:
+                values["MaxTempCell"] = hottest
+            old = get("MinTempCell")
+            if old is None or coldest < old:
+                values["MinTempCell"] = coldest
+        status = vpack.protections.safety_status
+        if status == life.status:
+            return
         tripped = vpack.protections.names("SafetyStatus")
         for name in tripped - life.tripped:
             key = f"Num{name}Events"
-            life.values[key] = life.values.get(key, 0) + 1
+            values[key] = get(key, 0) + 1
         life.tripped = tripped
+        life.status = status
 
     def _mac_lifetime(self, code: int) -> bytes:
         """LifetimeDataBlock1–5 built with the profile's layout from what the gauge collected;

@@ -44,11 +44,14 @@ FCC, RSOC smoothing, charge inhibit/suspend, maintenance charge, SLEEP mode, lif
 
 from __future__ import annotations
 
+import bisect
 import enum
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -164,19 +167,22 @@ class ChargingParameters:
     #: range names from cold to hot and the temperature key of each upper border.
     _ORDER: ClassVar[tuple[str, ...]] = ("UT", "LT", "STL", "RT", "STH", "HT", "OT")
 
+    @cached_property
+    def _borders(self) -> tuple[float, ...]:
+        """The range borders T1, T2, T5, T6, T3, T4, °C (ascending: checked in ``__post_init__``)."""
+        return tuple(self.temperatures_c[k] for k in ("T1", "T2", "T5", "T6", "T3", "T4"))
+
     def temperature_range(self, temp_c: float, previous: str | None = None) -> str:
         """ChargingStatus temperature range for ``temp_c``: the previous range is kept while the
         temperature is within the hysteresis of it (TI applies it when leaving a range)."""
-        borders = [self.temperatures_c[k] for k in ("T1", "T2", "T5", "T6", "T3", "T4")]
-
-        def index(t: float) -> int:
-            return sum(t >= b for b in borders)
-
+        borders = self._borders
+        # bisect_right on the ascending borders = the number of borders b with temp >= b
         if previous in self._ORDER:
             prev = self._ORDER.index(previous)
-            if index(temp_c - self.hysteresis_c) <= prev <= index(temp_c + self.hysteresis_c):
+            low = bisect.bisect_right(borders, temp_c - self.hysteresis_c)
+            if low <= prev <= bisect.bisect_right(borders, temp_c + self.hysteresis_c):
                 return self._ORDER[prev]
-        return self._ORDER[index(temp_c)]
+        return self._ORDER[bisect.bisect_right(borders, temp_c)]
 
     def voltage_range(self, max_cell_mv: float) -> str:
         """ChargingStatus voltage range PV/LV/MV/HV of the max cell voltage (CELL_VAL = 0,0: SLUUCH2)."""
@@ -189,17 +195,28 @@ class ChargingParameters:
         return "HV"
 
     def request(self, temp_range: str, voltage_range: str) -> tuple[int, int]:
-        """(ChargingVoltage per cell mV, ChargingCurrent mA) before termination/protection overrides."""
+        """(ChargingVoltage per cell mV, ChargingCurrent mA) before termination/protection overrides.
+
+        :raises KeyError: an unknown temperature or voltage range name.
+        """
         if temp_range in ("UT", "OT"):
             return 0, 0
-        settings = self.ranges[temp_range]
-        current = {
-            "PV": self.precharge_ma,
-            "LV": settings.current_low_ma,
-            "MV": settings.current_med_ma,
-            "HV": settings.current_high_ma,
-        }[voltage_range]
-        return settings.voltage_mv, current
+        return self._requests[temp_range, voltage_range]
+
+    @cached_property
+    def _requests(self) -> Mapping[tuple[str, str], tuple[int, int]]:
+        """Every (temperature range, voltage range) → request of :meth:`request`, built once."""
+        table: dict[tuple[str, str], tuple[int, int]] = {}
+        for name, settings in self.ranges.items():
+            currents = {
+                "PV": self.precharge_ma,
+                "LV": settings.current_low_ma,
+                "MV": settings.current_med_ma,
+                "HV": settings.current_high_ma,
+            }
+            for voltage_range, current in currents.items():
+                table[name, voltage_range] = (settings.voltage_mv, current)
+        return table
 
 
 @dataclass(frozen=True)
@@ -290,24 +307,24 @@ class Measurement:
     current_ma: int
     #: thermistor readings, 0.1 K (TS1…).
     ts_deci_k: tuple[int, ...]
+    # Derived values, computed once in __post_init__: a measurement never changes and the gauge,
+    # the protections and the lifetime collection each read them every simulated second.
+    #: highest and lowest cell voltage, mV.
+    max_cell_mv: int = field(init=False, repr=False, compare=False)
+    min_cell_mv: int = field(init=False, repr=False, compare=False)
+    #: thermistor readings, °C.
+    ts_c: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    #: Temperature(): the hottest thermistor, 0.1 K (DA Configuration cell-temperature mode "max"
+    #: chosen; TI also offers the average).
+    temperature_deci_k: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def max_cell_mv(self) -> int:
-        return max(self.cell_mv)
-
-    @property
-    def min_cell_mv(self) -> int:
-        return min(self.cell_mv)
-
-    @property
-    def ts_c(self) -> tuple[float, ...]:
-        return tuple((t - ZERO_C_DECI_K) / 10 for t in self.ts_deci_k)
-
-    @property
-    def temperature_deci_k(self) -> int:
-        """Temperature(): the hottest thermistor, 0.1 K (DA Configuration cell-temperature mode "max"
-        chosen; TI also offers the average)."""
-        return max(self.ts_deci_k)
+    def __post_init__(self) -> None:
+        cells, ts = self.cell_mv, self.ts_deci_k
+        setter = object.__setattr__  # the frozen dataclass way to fill derived fields
+        setter(self, "max_cell_mv", max(cells))
+        setter(self, "min_cell_mv", min(cells))
+        setter(self, "ts_c", tuple([(t - ZERO_C_DECI_K) / 10 for t in ts]))
+        setter(self, "temperature_deci_k", max(ts))
 
 
 def thermistor_groups(series: int) -> tuple[int, ...]:
@@ -338,6 +355,38 @@ class OcvTable:
 # ------------------------------------------------------------------------------------------------
 # the gauge
 # ------------------------------------------------------------------------------------------------
+
+
+class _Noise(random.Random):
+    """The gauge's random source: :class:`random.Random` plus a batch of ``gauss(0, 1)`` draws.
+
+    :meth:`normals` returns exactly what as many ``gauss(0.0, 1.0)`` calls would (the same
+    Box–Muller pairs, the spare kept in ``gauss_next``, as CPython 3.11 ``random.py`` does), without
+    the per-call overhead: the gauge draws 9 of them every simulated second.
+    """
+
+    gauss_next: float | None
+
+    def normals(self, count: int) -> list[float]:
+        """``count`` standard-normal draws, as ``[self.gauss() for _ in range(count)]``."""
+        out: list[float] = []
+        spare = self.gauss_next
+        uniform = self.random
+        for _ in range(count):
+            if spare is None:
+                x2pi = uniform() * _TWO_PI
+                g2rad = math.sqrt(-2.0 * math.log(1.0 - uniform()))
+                out.append(math.cos(x2pi) * g2rad)
+                spare = math.sin(x2pi) * g2rad
+            else:
+                out.append(spare)
+                spare = None
+        self.gauss_next = spare
+        return out
+
+
+#: 2π as ``random.py`` computes it.
+_TWO_PI = 2.0 * math.pi
 
 
 @dataclass
@@ -393,7 +442,7 @@ class Gauge:
         self.params = params
         self.ocv_table = ocv_table
         self.faults = faults or PackFaults()
-        self._rng = random.Random(seed * 7919 + 17)
+        self._rng = _Noise(seed * 7919 + 17)
         self.current_offset_ma = self._rng.uniform(-params.max_current_offset_ma, params.max_current_offset_ma)
         self.ts_groups = thermistor_groups(series if series is not None else params.cells)
         # learned values (data flash): survive a reset
@@ -427,18 +476,33 @@ class Gauge:
     def measure(self, pack: _MeasuredPack) -> Measurement:
         """Sample the pack's ADCs (noise, quantisation, offset, deadband, sensor faults)."""
         p = self.params
-        gauss = self._rng.gauss
-        cells = tuple(round(v * 1000.0 + gauss(0.0, p.voltage_noise_mv)) for v in pack.cell_voltages)
+        volts: list[float] = pack.cell_voltages.tolist()
+        groups = self.ts_groups
+        n = len(volts)
+        # one noise draw per cell, then the current, then each thermistor (the order gauss() was called in);
+        # each term is ``0.0 + z * sigma``, the value gauss(0.0, sigma) returns
+        z = self._rng.normals(n + 1 + len(groups))
+        sigma = p.voltage_noise_mv
+        cells = tuple([round(v * 1000.0 + (0.0 + dz * sigma)) for v, dz in zip(volts, z, strict=False)])
         raw_ma = pack.current * 1000.0 + self.current_offset_ma + self.faults.offset_drift_ma
-        current = round(raw_ma + gauss(0.0, p.current_noise_ma))
+        current = round(raw_ma + (0.0 + z[n] * p.current_noise_ma))
         if abs(current) <= p.deadband_ma:
             current = 0
-        temps = pack.cell_temperatures
-        ts = tuple(
-            round(10 * (self.faults.thermistor_reading(i, float(temps[g])) + gauss(0.0, p.temperature_noise_c))
-                      + ZERO_C_DECI_K)
-            for i, g in enumerate(self.ts_groups)
-        )
+        temps: list[float] = pack.cell_temperatures.tolist()
+        sigma = p.temperature_noise_c
+        faults = self.faults
+        reading = faults.thermistor_reading if faults.thermistors else None
+        ts_noise = z[n + 1 :]
+        if reading is None:
+            ts = tuple([
+                round(10 * (temps[g] + (0.0 + dz * sigma)) + ZERO_C_DECI_K)
+                for g, dz in zip(groups, ts_noise, strict=True)
+            ])
+        else:
+            ts = tuple([
+                round(10 * (reading(i, temps[g]) + (0.0 + ts_noise[i] * sigma)) + ZERO_C_DECI_K)
+                for i, g in enumerate(groups)
+            ])
         return Measurement(cells, sum(cells), current, ts)
 
     # --- lifecycle ------------------------------------------------------------------------------------

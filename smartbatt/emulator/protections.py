@@ -160,6 +160,8 @@ class ProtectionParameters:
     def __init__(self, overrides: Mapping[str, float] | None = None) -> None:
         self._specs: dict[str, Param] = {p.key: p for p in PARAMS}
         self._values: dict[str, float] = {p.key: float(p.default) for p in PARAMS}
+        #: bumped by every successful set, so evaluators can cache resolved thresholds.
+        self.version = 0
         self.enabled: set[str] = {r.name for r in (*RULES, *PF_RULES)}
         for key, value in (overrides or {}).items():
             self[key] = value
@@ -174,6 +176,7 @@ class ProtectionParameters:
         if not spec.minimum <= value <= spec.maximum:
             raise ValueError(f"{key} = {value} is outside {spec.minimum}..{spec.maximum} {spec.unit}")
         self._values[key] = float(value)
+        self.version += 1
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -262,6 +265,10 @@ PF_RULES: tuple[Rule, ...] = (
 )
 
 
+#: the AFE protections :meth:`ProtectionState.check_instant` evaluates.
+_INSTANT_RULES = tuple(r for r in RULES if r.instant)
+
+
 @dataclass(frozen=True)
 class ProtectionInputs:
     """What the protections see after one measurement (gauge units)."""
@@ -313,22 +320,99 @@ class _RuleState:
     timer_s: float = 0.0
 
 
+#: position of each quantity in the value tuple :meth:`ProtectionState.update` builds once per step.
+_QUANTITY_INDEX: Mapping[Quantity, int] = {
+    Quantity.MAX_CELL_MV: 0,
+    Quantity.MIN_CELL_MV: 1,
+    Quantity.CURRENT_MA: 2,
+    Quantity.MAX_TEMP_C: 3,
+    Quantity.MIN_TEMP_C: 4,
+    Quantity.CELL_DELTA_MV: 5,
+}
+#: position of each mode condition in the tuple :meth:`ProtectionState.update` builds once per step.
+_WHEN_INDEX: Mapping[When, int] = {When.ANY: 0, When.CHARGING: 1, When.NOT_CHARGING: 2, When.RELAXED: 3}
+
+#: A rule's parameters resolved for one temperature range: threshold, delay (s), recovery threshold
+#: (None: no recovery condition), recovery delay (s), time-based recovery (s; None: not time based).
+_Limits = tuple[float, float, float | None, float, float | None]
+#: A rule compiled for the step loop: name, state, quantity index, trip_above, mode index, has_alert.
+_Compiled = tuple[str, _RuleState, int, bool, int, bool]
+
+
+def _compile(rules: tuple[Rule, ...], states: dict[str, _RuleState]) -> tuple[_Compiled, ...]:
+    return tuple(
+        (r.name, states[r.name], _QUANTITY_INDEX[r.quantity], r.trip_above, _WHEN_INDEX[r.when], r.has_alert)
+        for r in rules
+    )
+
+
 @dataclass
 class ProtectionState:
-    """Runs :data:`RULES` and :data:`PF_RULES` against the measurements, step by step."""
+    """Runs :data:`RULES` and :data:`PF_RULES` against the measurements, step by step.
+
+    The rules are data; for speed (the emulated pack steps every simulated second) they are compiled
+    once into tuples and their parameters resolved per temperature range, re-resolved whenever the
+    parameter set changes (:attr:`ProtectionParameters.version`). The evaluation is the one the module
+    docstring describes.
+    """
 
     params: ProtectionParameters = field(default_factory=ProtectionParameters)
     #: permanent-failure detection enabled (ManufacturingStatus[PF_EN]).
     pf_enabled: bool = True
     _safety: dict[str, _RuleState] = field(default_factory=lambda: {r.name: _RuleState() for r in RULES})
     _pf: dict[str, _RuleState] = field(default_factory=lambda: {r.name: _RuleState() for r in PF_RULES})
+    _compiled: tuple[tuple[_Compiled, ...], tuple[_Compiled, ...]] = field(init=False, repr=False, compare=False)
+    #: resolved limits per temperature range, for the parameter set (object, version) in ``_limits_of``.
+    _limits: dict[str, tuple[tuple[_Limits, ...], tuple[_Limits, ...]]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _limits_of: tuple[ProtectionParameters | None, int] = field(
+        init=False, repr=False, compare=False, default=(None, -1)
+    )
+    #: (charge disabled, discharge disabled), or None when the rule states changed since computed.
+    _fets: tuple[bool, bool] | None = field(init=False, repr=False, compare=False, default=None)
+
+    #: (state, bit mask) per rule, for the status words read every step.
+    _safety_masks: tuple[tuple[_RuleState, int], ...] = field(init=False, repr=False, compare=False)
+    _pf_masks: tuple[tuple[_RuleState, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._compiled = (_compile(RULES, self._safety), _compile(PF_RULES, self._pf))
+        self._safety_masks = tuple((self._safety[r.name], 1 << r.bit) for r in RULES)
+        self._pf_masks = tuple((self._pf[r.name], 1 << r.bit) for r in PF_RULES)
 
     # --- evaluation ---------------------------------------------------------------------------
 
-    def _threshold(self, rule: Rule, key: str, inputs: ProtectionInputs) -> float:
+    def _resolve(self, key: str, temp_range: str) -> float:
         if "{range}" in key:
-            key = key.replace("{range}", RANGE_SUFFIX.get(inputs.temp_range, "Rec Temp"))
+            key = key.replace("{range}", RANGE_SUFFIX.get(temp_range, "Rec Temp"))
         return self.params[key]
+
+    def _rule_limits(self, rule: Rule, temp_range: str) -> _Limits:
+        params = self.params
+        return (
+            self._resolve(rule.threshold, temp_range),
+            params[rule.delay] if rule.delay else 0.0,
+            self._resolve(rule.recovery, temp_range) if rule.recovery else None,
+            params[rule.recovery_delay] if rule.recovery_delay else 0.0,
+            params[rule.recovery_after] if rule.recovery_after else None,
+        )
+
+    def _limits_for(self, temp_range: str) -> tuple[tuple[_Limits, ...], tuple[_Limits, ...]]:
+        """Every rule's limits in ``temp_range``, cached until the parameter set changes."""
+        params = self.params
+        cached_params, cached_version = self._limits_of
+        if cached_params is not params or cached_version != params.version:
+            self._limits.clear()
+            self._limits_of = (params, params.version)
+        limits = self._limits.get(temp_range)
+        if limits is None:
+            limits = (
+                tuple(self._rule_limits(r, temp_range) for r in RULES),
+                tuple(self._rule_limits(r, temp_range) for r in PF_RULES),
+            )
+            self._limits[temp_range] = limits
+        return limits
 
     @staticmethod
     def _beyond(value: float, threshold: float, above: bool) -> bool:
@@ -336,54 +420,92 @@ class ProtectionState:
 
     def update(self, dt_s: float, inputs: ProtectionInputs) -> None:
         """Advance every rule by ``dt_s`` seconds of the measurements ``inputs``."""
-        for rule in RULES:
-            self._step(rule, self._safety[rule.name], dt_s, inputs, latch=False)
-        if self.pf_enabled:
-            for rule in PF_RULES:
-                self._step(rule, self._pf[rule.name], dt_s, inputs, latch=True)
-
-    def _step(self, rule: Rule, st: _RuleState, dt_s: float, inputs: ProtectionInputs, *, latch: bool) -> None:
-        if rule.name not in self.params.enabled:
-            st.alert, st.tripped, st.timer_s = False, False, 0.0
-            return
-        value = inputs.value(rule.quantity)
-        if st.tripped:
-            if latch:
-                return
-            st.timer_s += dt_s
-            if rule.recovery_after:
-                if st.timer_s >= self.params[rule.recovery_after]:
-                    st.tripped, st.timer_s = False, 0.0
-                return
-            recovered = not rule.recovery or self._beyond(
-                value, self._threshold(rule, rule.recovery, inputs), not rule.trip_above
-            )
-            if not recovered:
-                st.timer_s = 0.0
-            elif st.timer_s >= (self.params[rule.recovery_delay] if rule.recovery_delay else 0.0):
-                st.tripped, st.timer_s = False, 0.0
-            return
-        condition = inputs.applies(rule.when) and self._beyond(
-            value, self._threshold(rule, rule.threshold, inputs), rule.trip_above
+        self.update_readings(
+            dt_s,
+            inputs.max_cell_mv,
+            inputs.min_cell_mv,
+            inputs.current_ma,
+            inputs.max_temp_c,
+            inputs.min_temp_c,
+            charging=inputs.charging,
+            relaxed=inputs.relaxed,
+            temp_range=inputs.temp_range,
         )
-        if not condition:
-            st.alert, st.timer_s = False, 0.0
-            return
-        st.timer_s += dt_s
-        st.alert = rule.has_alert
-        delay = self.params[rule.delay] if rule.delay else 0.0
-        if st.timer_s >= delay:
-            st.alert, st.tripped, st.timer_s = False, True, 0.0
+
+    def update_readings(
+        self,
+        dt_s: float,
+        max_cell_mv: float,
+        min_cell_mv: float,
+        current_ma: float,
+        max_temp_c: float,
+        min_temp_c: float,
+        *,
+        charging: bool,
+        relaxed: bool,
+        temp_range: str = "RT",
+    ) -> None:
+        """:meth:`update` with the :class:`ProtectionInputs` fields passed one by one (the emulated
+        pack's per-second path: it saves building the record)."""
+        self._fets = None
+        values = (max_cell_mv, min_cell_mv, current_ma, max_temp_c, min_temp_c, max_cell_mv - min_cell_mv)
+        modes = (True, charging, not charging, relaxed)
+        safety_limits, pf_limits = self._limits_for(temp_range)
+        safety_rules, pf_rules = self._compiled
+        self._run(safety_rules, safety_limits, dt_s, values, modes, latch=False)
+        if self.pf_enabled:
+            self._run(pf_rules, pf_limits, dt_s, values, modes, latch=True)
+
+    def _run(
+        self,
+        rules: tuple[_Compiled, ...],
+        limits: tuple[_Limits, ...],
+        dt_s: float,
+        values: tuple[float, ...],
+        modes: tuple[bool, ...],
+        *,
+        latch: bool,
+    ) -> None:
+        """One step of ``rules``: Normal → Alert → Trip → Recovery as the module docstring says."""
+        enabled = self.params.enabled
+        for (name, st, quantity, above, when, has_alert), (threshold, delay, recovery, recovery_delay, after) in zip(
+            rules, limits, strict=True
+        ):
+            if name not in enabled:
+                st.alert, st.tripped, st.timer_s = False, False, 0.0
+                continue
+            value = values[quantity]
+            if st.tripped:
+                if latch:
+                    continue
+                st.timer_s += dt_s
+                if after is not None:  # purely time-based recovery (AFE protections)
+                    if st.timer_s >= after:
+                        st.tripped, st.timer_s = False, 0.0
+                    continue
+                if recovery is not None and not (value <= recovery if above else value >= recovery):
+                    st.timer_s = 0.0
+                elif st.timer_s >= recovery_delay:
+                    st.tripped, st.timer_s = False, 0.0
+                continue
+            if not (modes[when] and (value >= threshold if above else value <= threshold)):
+                st.alert, st.timer_s = False, 0.0
+                continue
+            st.timer_s += dt_s
+            st.alert = has_alert
+            if st.timer_s >= delay:
+                st.alert, st.tripped, st.timer_s = False, True, 0.0
 
     def check_instant(self, requested_ma: float) -> bool:
         """Hardware (AFE) protections on the current about to flow; True if one tripped now."""
         tripped = False
-        for rule in RULES:
-            if not rule.instant or rule.name not in self.params.enabled:
+        for rule in _INSTANT_RULES:
+            if rule.name not in self.params.enabled:
                 continue
             st = self._safety[rule.name]
             if not st.tripped and self._beyond(requested_ma, self.params[rule.threshold], rule.trip_above):
                 st.tripped, st.timer_s, tripped = True, 0.0, True
+                self._fets = None
         return tripped
 
     # --- results --------------------------------------------------------------------------------
@@ -400,9 +522,17 @@ class ProtectionState:
     def safety_alert(self) -> int:
         return self._bits(RULES, self._safety, "alert")
 
+    @staticmethod
+    def _tripped_bits(masks: tuple[tuple[_RuleState, int], ...]) -> int:
+        word = 0
+        for st, mask in masks:
+            if st.tripped:
+                word |= mask
+        return word
+
     @property
     def safety_status(self) -> int:
-        return self._bits(RULES, self._safety, "tripped")
+        return self._tripped_bits(self._safety_masks)
 
     @property
     def pf_alert(self) -> int:
@@ -410,7 +540,7 @@ class ProtectionState:
 
     @property
     def pf_status(self) -> int:
-        return self._bits(PF_RULES, self._pf, "tripped")
+        return self._tripped_bits(self._pf_masks)
 
     def tripped(self, name: str) -> bool:
         """Whether the named protection (safety or PF) is tripped."""
@@ -454,6 +584,7 @@ class ProtectionState:
         if tripped is not None:
             state.tripped = tripped
         state.timer_s = 0.0
+        self._fets = None
 
     @property
     def permanent_failure(self) -> bool:
@@ -468,15 +599,23 @@ class ProtectionState:
             opened |= Fet.BOTH
         return opened
 
+    def _fet_state(self) -> tuple[bool, bool]:
+        """(CHG open, DSG open), recomputed only after the rule states changed (asked several times a step)."""
+        fets = self._fets
+        if fets is None:
+            opened = self._opened()
+            fets = self._fets = (Fet.CHG in opened, Fet.DSG in opened)
+        return fets
+
     @property
     def charge_disabled(self) -> bool:
         """OperationStatus[XCHG]: the CHG FET is held open."""
-        return Fet.CHG in self._opened()
+        return self._fet_state()[0]
 
     @property
     def discharge_disabled(self) -> bool:
         """OperationStatus[XDSG]: the DSG FET is held open."""
-        return Fet.DSG in self._opened()
+        return self._fet_state()[1]
 
     def alarms(self) -> set[str]:
         """BatteryStatus alarm names the protections raise now (TCA, TDA, OTA).
@@ -505,9 +644,11 @@ class ProtectionState:
         """Clear PFStatus and PFAlert (MAC PermanentFailDataReset; the device checks FULL ACCESS)."""
         for st in self._pf.values():
             st.alert, st.tripped, st.timer_s = False, False, 0.0
+        self._fets = None
 
     def reset(self) -> None:
         """Gauge reset: first-level protection state is RAM and restarts; PF state is kept in data
         flash (SLUUCH2 §3.1 "PF data" survives reset) and stays latched."""
         for st in self._safety.values():
             st.alert, st.tripped, st.timer_s = False, False, 0.0
+        self._fets = None
