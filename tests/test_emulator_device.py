@@ -384,3 +384,24 @@ def test_made_today_and_bad_identity_options() -> None:
     for bad in ({"made": "2026-13-01"}, {"made": "1970-01-01"}, {"serial": "70000"}):
         with pytest.raises(UriError):
             build_bus("bq40z50", bad)
+
+
+def test_da_status1_saturates_power_in_a_drone_burst() -> None:
+    """576 W in cW does not fit a signed 16-bit field: the emulated gauge saturates instead of
+    failing the transaction (regression: a bare struct.error escaped at a 36 A burst)."""
+    import struct
+
+    from smartbatt.emulator.load import ConstantCurrent
+    from smartbatt.transports.emulated import EmulatedTransport
+
+    bus = build_bus("bq40z50", {"speed": "0", "security": "unsealed", "scenario": "drone", "soc": "1.0"})
+    gauge = bus.devices[0x0B]
+    gauge.vpack.load = ConstantCurrent(-36.0)  # type: ignore[attr-defined]
+    gauge.vpack.advance(2.0)  # type: ignore[attr-defined]
+    with EmulatedTransport(bus) as t:
+        block = t.read_block(0x0B, 0x71)
+        current = t.read_word(0x0B, 0x0A)
+    fields = struct.unpack("<6H4h4h2h", block)
+    assert fields[14] == -32768  # Power, cW
+    assert fields[6] == -32768  # cell 1 current, mA
+    assert current == 0x8000  # SBS Current saturates at -32768 mA, not wrapped to +29.5 A

@@ -92,6 +92,11 @@ class SecurityKeys:
 # ------------------------------------------------------------------------------------------------
 
 
+def _i2(value: float) -> int:
+    """Round to a signed 16-bit register value, saturating at its limits."""
+    return max(-32768, min(32767, round(value)))
+
+
 #: backlog (in steps) replayed step by step before catch-up steps grow.
 CATCH_UP_STEPS = 600
 #: largest catch-up step, s.
@@ -673,8 +678,9 @@ class EmulatedGauge(SMBusDevice):
             0x07: self._at_rate_ok,
             0x08: lambda: g.measurement.temperature_deci_k,
             0x09: lambda: g.measurement.voltage_mv,
-            0x0A: lambda: g.measurement.current_ma & 0xFFFF,
-            0x0B: lambda: g.average_current_ma & 0xFFFF,
+            # I2 registers: a current past ±32.767 A saturates, never wraps to the other sign
+            0x0A: lambda: _i2(g.measurement.current_ma) & 0xFFFF,
+            0x0B: lambda: _i2(g.average_current_ma) & 0xFFFF,
             0x0C: lambda: round(g.max_error),
             0x0D: lambda: min(100, round(g.rsoc)),
             0x0E: lambda: round(g.asoc),
@@ -1008,15 +1014,20 @@ class EmulatedGauge(SMBusDevice):
         self.reset()
 
     def _mac_da_status1(self) -> bytes:
-        """DAStatus1, 32 bytes (ti_gauges.md §4.2). Currents and powers signed (UNCONFIRMED)."""
+        """DAStatus1, 32 bytes (ti_gauges.md §4.2). Currents and powers signed (UNCONFIRMED).
+
+        Powers are in cW in 16-bit fields, so a drone burst (16 V × 36 A = 576 W) does not fit:
+        they saturate at the I2 limits. What TI firmware reports on overflow is not documented
+        (UNCONFIRMED); saturation is the choice that never wraps to a wrong sign.
+        """
         g = self.vpack.gauge
         m = g.measurement
         cells = [*m.cell_mv[:4], *([0] * (4 - min(4, len(m.cell_mv))))]
         pack_mv = m.voltage_mv if not self.vpack.protections.discharge_disabled else 0
-        power_cw = round(m.voltage_mv * m.current_ma / 1e4)
-        avg_power_cw = round(m.voltage_mv * g.average_current_ma / 1e4)
-        cell_power = [round(v * m.current_ma / 1e4) if v else 0 for v in cells]
-        currents = [m.current_ma if v else 0 for v in cells]
+        power_cw = _i2(m.voltage_mv * m.current_ma / 1e4)
+        avg_power_cw = _i2(m.voltage_mv * g.average_current_ma / 1e4)
+        cell_power = [_i2(v * m.current_ma / 1e4) if v else 0 for v in cells]
+        currents = [_i2(m.current_ma) if v else 0 for v in cells]
         return struct.pack("<6H4h4h2h", *cells, m.voltage_mv, pack_mv, *currents, *cell_power, power_cw, avg_power_cw)
 
     def _mac_da_status2(self) -> bytes:
