@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from enum import Enum
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -45,7 +46,7 @@ class TableReader:
     def fail(self, name: str, reason: str) -> SmartBattError:
         return self.error(self.file, self.key(name) if name else self.path, reason)
 
-    def check_keys(self, allowed: set[str]) -> None:
+    def check_keys(self, allowed: AbstractSet[str]) -> None:
         for k in self.data:
             if k not in allowed:
                 raise self.fail(str(k), f"unknown key (allowed: {', '.join(sorted(allowed))})")

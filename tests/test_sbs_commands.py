@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smartbatt.errors import ProfileError, SmartBattError, UnknownCommand
-from smartbatt.sbs.command import Access, Kind, SpecScale
+from smartbatt.sbs.command import COMMAND_KEYS, Access, Kind, SpecScale
 from smartbatt.sbs.commands import DECODERS, SBS_TABLE_FILE, load_table, lookup, parse_table, sbs_table
 
 #: SBS 1.1 §5.1 / sbs.md §1: code → name as the spec spells it (0x1D–0x1F reserved).
@@ -223,31 +223,7 @@ _values = st.one_of(
 
 @given(
     index=st.integers(0, 32),
-    key=st.sampled_from(
-        sorted(
-            [
-                "code",
-                "name",
-                "access",
-                "kind",
-                "unit",
-                "scale",
-                "signed",
-                "capacity_mode",
-                "spec_scale",
-                "decoder",
-                "sentinels",
-                "filler",
-                "minimum",
-                "maximum",
-                "size",
-                "label",
-                "description",
-                "verify",
-                "bogus",
-            ]
-        )
-    ),
+    key=st.sampled_from(sorted(COMMAND_KEYS | {"bogus"})),
     value=_values,
 )
 def test_any_mutated_entry_loads_or_raises_profile_error(index: int, key: str, value: Any) -> None:

@@ -58,7 +58,7 @@ from smartbatt.profiles.schema import (
     Timing,
     Variant,
 )
-from smartbatt.sbs.command import Access, Command, Kind, SpecScale
+from smartbatt.sbs.command import COMMAND_KEYS, Access, Command, Kind, SpecScale
 
 __all__ = ["available_profiles", "clear_cache", "is_cached", "load_profile"]
 
@@ -426,28 +426,9 @@ def _ident(r: _Reader, name: str, pattern: re.Pattern[str] = _IDENT_RE) -> str:
 
 
 def _parse_command(r: _Reader) -> tuple[Command, SecurityLevel | None, _Origin]:
-    r.check_keys(
-        {
-            "code",
-            "name",
-            "access",
-            "kind",
-            "unit",
-            "scale",
-            "signed",
-            "capacity_mode",
-            "spec_scale",
-            "decoder",
-            "sentinels",
-            "minimum",
-            "maximum",
-            "size",
-            "label",
-            "description",
-            "security",
-            "verify",
-        }
-    )
+    # a profile command has every Command field but the filler set (SBS-table only), plus the
+    # security level it needs
+    r.check_keys((COMMAND_KEYS - {"filler"}) | {"security"})
     sentinels: dict[int, str] = {}
     for s in r.tables("sentinels"):
         s.check_keys({"raw", "meaning"})

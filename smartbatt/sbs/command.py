@@ -8,7 +8,7 @@ on the wire and how its raw value becomes a value with a unit. The SBS 1.1 table
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -103,3 +103,8 @@ class Command:
     @property
     def writable(self) -> bool:
         return self.access.writable
+
+
+#: the keys a data file may give a command: one per :class:`Command` field (SBS table, profiles).
+COMMAND_KEYS: frozenset[str] = frozenset(f.name for f in fields(Command))
+

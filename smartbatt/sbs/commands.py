@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from smartbatt.errors import ProfileError, UnknownCommand
-from smartbatt.sbs.command import Access, Command, Kind, SpecScale
+from smartbatt.sbs.command import COMMAND_KEYS, Access, Command, Kind, SpecScale
 
 #: schema version of the command-table files this loader understands.
 SCHEMA_VERSION = 1
@@ -36,28 +36,6 @@ DECODERS = frozenset(
 #: decoders that need a bit-field layout of the same name in the file.
 BITFIELD_DECODERS = frozenset({"battery_mode", "battery_status", "specification_info", "manufacture_date"})
 
-_COMMAND_KEYS = frozenset(
-    {
-        "code",
-        "name",
-        "access",
-        "kind",
-        "unit",
-        "scale",
-        "signed",
-        "capacity_mode",
-        "spec_scale",
-        "decoder",
-        "sentinels",
-        "filler",
-        "minimum",
-        "maximum",
-        "size",
-        "label",
-        "description",
-        "verify",
-    }
-)
 _BIT_KEYS = frozenset({"bit", "width", "name", "short", "access", "description", "enum"})
 _TOP_KEYS = frozenset({"schema_version", "filler", "command", "bitfield", "enum"})
 
@@ -297,7 +275,7 @@ def _load_command(
     if not name.isidentifier():
         raise ck.fail(f"{path}.name", f"{name!r} is not an identifier")
     path = f"command.{name}"
-    ck.only(entry, _COMMAND_KEYS, path)
+    ck.only(entry, COMMAND_KEYS, path)
     kind = ck.choice(entry["kind"], f"{path}.kind", Kind)
     signed = ck.bool_(entry.get("signed", False), f"{path}.signed")
     decoder = ck.str_(entry.get("decoder", ""), f"{path}.decoder")
