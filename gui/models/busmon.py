@@ -12,11 +12,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QColor
 
 from gui import theme
 from gui.format import format_time
+from gui.table import Index, RowsTableModel
 from smartbatt.transports.txlog import TransactionRecord
 
 #: rows kept in the table (oldest dropped first).
@@ -27,7 +28,6 @@ DRAIN_MS = 250
 
 COLUMNS = ("Time", "Addr", "Transaction", "Cmd", "Sent", "Received", "PEC", "Result", "Took")
 
-Index = QModelIndex | QPersistentModelIndex
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,10 @@ class BusRow:
         )
 
 
-class BusMonitorModel(QAbstractTableModel):
+class BusMonitorModel(RowsTableModel):
     """Table of :class:`BusRow`. ``paused`` stops taking new rows (they are counted, not kept)."""
+
+    columns = COLUMNS
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -136,17 +138,6 @@ class BusMonitorModel(QAbstractTableModel):
         self.endResetModel()
 
     # --- Qt model -------------------------------------------------------------------------------------
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -24,11 +24,11 @@ from gui import theme
 from gui.app_model import AppModel
 from gui.format import format_time
 from gui.models.alarms import EventKey
+from gui.table import Index, RowsTableModel
 from gui.widgets import muted, page_header
 from smartbatt.monitor.sample import Event, Severity
 
 COLUMNS = ("Time", "Severity", "Source", "Message", "Value", "State")
-Index = QModelIndex | QPersistentModelIndex
 
 
 def state_text(event: Event) -> str:
@@ -50,7 +50,9 @@ def value_text(event: Event) -> str:
     return f"{event.value:.4g}{limit}"
 
 
-class EventTable(QAbstractTableModel):
+class EventTable(RowsTableModel):
+    columns = COLUMNS
+
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.rows: list[tuple[EventKey, Event]] = []
@@ -59,17 +61,6 @@ class EventTable(QAbstractTableModel):
         self.beginResetModel()
         self.rows = list(reversed(rows))  # newest first
         self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

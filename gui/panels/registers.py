@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -25,12 +25,12 @@ from gui.app_model import AppModel
 from gui.editors import ValueEditor, command_editor
 from gui.format import MISSING, format_time
 from gui.registers import RegisterRow
+from gui.table import Index, RowsTableModel
 from gui.tasks import TaskError
 from gui.widgets import muted, page_header
 from smartbatt.sbs.codecs import BitFields
 
 COLUMNS = ("Code", "Name", "Access", "Raw", "Value", "Unit", "Source", "Read")
-Index = QModelIndex | QPersistentModelIndex
 PERIODS = {"Manual": 0.0, "Every 2 s": 2.0, "Every 5 s": 5.0, "Every 30 s": 30.0}
 
 
@@ -53,7 +53,9 @@ def value_text(row: RegisterRow) -> str:
     return str(value) if value is not None else reading.text
 
 
-class RegisterTable(QAbstractTableModel):
+class RegisterTable(RowsTableModel):
+    columns = COLUMNS
+
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.rows: list[RegisterRow] = []
@@ -66,17 +68,6 @@ class RegisterTable(QAbstractTableModel):
         self.beginResetModel()
         self.rows = rows
         self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
