@@ -20,48 +20,17 @@ from smartbatt.errors import (
     PecMismatch,
     UriError,
 )
-from smartbatt.pec import crc8, read_address
+from smartbatt.pec import crc8
 from smartbatt.transports import RetryPolicy, TransactionRecord, open_transport, registry, transport_class
 from smartbatt.transports.emulated import EmulatedTransport
 from smartbatt.transports.txlog import SMBusProtocol
+from tests.wire_fakes import PecFlipper, StopStartAdapter
 
 BAT = 0x0B
 
 
 def _transport(target: SMBusTarget | None = None, **kw: object) -> EmulatedTransport:
     return EmulatedTransport(target or EmulatedBus([RegisterFileDevice()]), **kw)  # type: ignore[arg-type]
-
-
-class _StopStartAdapter:
-    """A bridge that sends STOP+START instead of Sr: the device's PEC then covers the read phase only."""
-
-    def __init__(self, inner: SMBusTarget) -> None:
-        self.inner = inner
-
-    def transfer(self, address: int, write: bytes, read: bool = False) -> bytes:
-        reply = self.inner.transfer(address, write, read)
-        if not read:
-            return reply
-        body = reply[:-1]
-        return body + bytes((crc8(body, crc8(bytes((read_address(address),)))),))
-
-    def quick(self, address: int, read: bool) -> None:
-        self.inner.quick(address, read)
-
-
-class _PecFlipper:
-    """Corrupts the PEC byte the host appends to word writes (noise on SDA during the last byte)."""
-
-    def __init__(self, inner: SMBusTarget) -> None:
-        self.inner = inner
-
-    def transfer(self, address: int, write: bytes, read: bool = False) -> bytes:
-        if not read and len(write) == 4:  # command, low, high, PEC
-            write = write[:-1] + bytes((write[-1] ^ 0x80,))
-        return self.inner.transfer(address, write, read)
-
-    def quick(self, address: int, read: bool) -> None:
-        self.inner.quick(address, read)
 
 
 class _BlockReplier:
@@ -129,7 +98,7 @@ def test_corrupted_reply_pec_reports_expected_and_got() -> None:
 
 
 def test_stop_start_adapter_is_recognised() -> None:
-    with _transport(_StopStartAdapter(EmulatedBus([RegisterFileDevice()]))) as t:
+    with _transport(StopStartAdapter(EmulatedBus([RegisterFileDevice()]))) as t:
         t.retry = RetryPolicy(attempts=1)
         with pytest.raises(PecMismatch, match="STOP\\+START instead of a repeated start"):
             t.read_word(BAT, 0x09, pec=True)
@@ -137,7 +106,7 @@ def test_stop_start_adapter_is_recognised() -> None:
 
 
 def test_device_refusing_our_pec_says_which_check_failed() -> None:
-    with _transport(_PecFlipper(EmulatedBus([RegisterFileDevice()]))) as t:
+    with _transport(PecFlipper(EmulatedBus([RegisterFileDevice()]))) as t:
         with pytest.raises(PecMismatch) as info:
             t.write_word(BAT, 0x01, 200, pec=True)
         assert info.value.check == "write"

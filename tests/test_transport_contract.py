@@ -43,13 +43,14 @@ from smartbatt.errors import (
     NoAcknowledge,
     PecMismatch,
 )
-from smartbatt.pec import crc8, read_address
+from smartbatt.pec import crc8
 from smartbatt.transports import NO_RETRY, Capability, Transport, open_transport
 from smartbatt.transports.base import STOP_START_HINT
 from smartbatt.transports.buspirate import BusPirateOptions, BusPirateTransport
 from smartbatt.transports.emulated import EmulatedTransport
 from smartbatt.transports.i2cdev import I2CDevTransport
 from tests.test_i2cdev import NATIVE_FUNCS, RAW_FUNCS, FakeSMBus, IoctlRecorder
+from tests.wire_fakes import PecFlipper, StopStartAdapter
 
 BAT = 0x0B
 ABSENT = 0x0C
@@ -146,39 +147,6 @@ class Recorder:
 
     def quick(self, address: int, read: bool) -> None:
         self.quicks.append((address, read))
-        self.inner.quick(address, read)
-
-
-class StopStartAdapter:
-    """A bridge that sends STOP+START instead of a repeated start: the device's PEC covers the
-    read phase only (its PEC engine restarts at the new START)."""
-
-    def __init__(self, inner: SMBusTarget) -> None:
-        self.inner = inner
-
-    def transfer(self, address: int, write: bytes, read: bool = False) -> bytes:
-        reply = self.inner.transfer(address, write, read)
-        if not read or not write:
-            return reply
-        body = reply[:-1]
-        return body + bytes((crc8(body, crc8(bytes((read_address(address),)))),))
-
-    def quick(self, address: int, read: bool) -> None:
-        self.inner.quick(address, read)
-
-
-class PecFlipper:
-    """Noise on SDA during the PEC byte of a word write: the device computes a different PEC."""
-
-    def __init__(self, inner: SMBusTarget) -> None:
-        self.inner = inner
-
-    def transfer(self, address: int, write: bytes, read: bool = False) -> bytes:
-        if not read and len(write) == 4:  # command, low, high, PEC
-            write = write[:-1] + bytes((write[-1] ^ 0x80,))
-        return self.inner.transfer(address, write, read)
-
-    def quick(self, address: int, read: bool) -> None:
         self.inner.quick(address, read)
 
 
