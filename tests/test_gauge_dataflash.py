@@ -7,13 +7,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import pytest
 
-from smartbatt.emulator.device import EmulatedGauge
 from smartbatt.emulator.load import ConstantCurrent
-from smartbatt.emulator.target import EmulatedBus
 from smartbatt.errors import (
     AccessDenied,
     BusBusy,
@@ -31,23 +28,9 @@ from smartbatt.gauge.gauge import Gauge
 from smartbatt.profiles.loader import load_profile
 from smartbatt.sbs.battery import Battery
 from smartbatt.transports import TransactionRecord, Transport, open_transport
+from tests.gauge_helpers import BAT, emulator, log, no_sleep
 
-BAT = 0x0B
 COV_REC = "Protections:COV:Threshold Rec Temp"
-
-
-def emulator(t: Transport) -> EmulatedGauge:
-    return cast(EmulatedGauge, cast(EmulatedBus, t.target).devices[BAT])  # type: ignore[attr-defined]
-
-
-def no_sleep(seconds: float) -> None:
-    pass
-
-
-def log(t: Transport) -> list[TransactionRecord]:
-    records: list[TransactionRecord] = []
-    t.add_listener(records.append)
-    return records
 
 
 def df_writes(records: list[TransactionRecord]) -> list[TransactionRecord]:

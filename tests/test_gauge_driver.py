@@ -12,7 +12,6 @@ import pytest
 from smartbatt.emulator.device import EmulatedGauge, Security
 from smartbatt.emulator.load import ConstantCurrent
 from smartbatt.emulator.protections import PF_RULES, RULES
-from smartbatt.emulator.target import EmulatedBus
 from smartbatt.errors import AccessDenied, NoAcknowledge, SealedError, SecurityError, UnknownCommand
 from smartbatt.gauge import security
 from smartbatt.gauge.dataflash import DataFlash
@@ -22,22 +21,7 @@ from smartbatt.profiles.schema import SecurityLevel
 from smartbatt.sbs.battery import Battery
 from smartbatt.transports import TransactionRecord, Transport, open_transport
 from smartbatt.transports.emulated import EmulatedTransport
-
-BAT = 0x0B
-
-
-def emulator(t: Transport) -> EmulatedGauge:
-    return cast(EmulatedGauge, cast(EmulatedBus, t.target).devices[BAT])  # type: ignore[attr-defined]
-
-
-def no_sleep(seconds: float) -> None:
-    pass
-
-
-def log(t: Transport) -> list[TransactionRecord]:
-    records: list[TransactionRecord] = []
-    t.add_listener(records.append)
-    return records
+from tests.gauge_helpers import emulator, log, no_sleep
 
 
 def mac_writes(records: list[TransactionRecord]) -> list[TransactionRecord]:

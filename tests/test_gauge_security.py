@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
-from typing import cast
 
 import pytest
 
-from smartbatt.emulator.device import EmulatedGauge, SecurityKeys
+from smartbatt.emulator.device import SecurityKeys
 from smartbatt.emulator.device import ti_sha1_hmac as device_hmac
-from smartbatt.emulator.target import EmulatedBus
 from smartbatt.errors import DecodeError, NoAcknowledge, SecurityError
 from smartbatt.gauge import security
 from smartbatt.gauge.gauge import Gauge
@@ -18,25 +16,11 @@ from smartbatt.gauge.security import Key
 from smartbatt.profiles.schema import SecurityLevel
 from smartbatt.sbs.battery import Battery
 from smartbatt.transports import TransactionRecord, Transport, open_transport
+from tests.gauge_helpers import emulator, log, no_sleep
 
-BAT = 0x0B
 #: a non-default key, to be looked for in everything that could leak it.
 SECRET = (0x5A17, 0xC0DE)
 SECRET_TEXT = "5A17:C0DE"
-
-
-def emulator(t: Transport) -> EmulatedGauge:
-    return cast(EmulatedGauge, cast(EmulatedBus, t.target).devices[BAT])  # type: ignore[attr-defined]
-
-
-def no_sleep(seconds: float) -> None:
-    pass
-
-
-def log(t: Transport) -> list[TransactionRecord]:
-    records: list[TransactionRecord] = []
-    t.add_listener(records.append)
-    return records
 
 
 def key_or_command_writes(records: list[TransactionRecord]) -> list[TransactionRecord]:
