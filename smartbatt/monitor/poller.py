@@ -373,15 +373,15 @@ class Poller:
         name = _maybe(lambda: battery.device_name) or ""
         maker = _maybe(lambda: battery.manufacturer_name) or ""
         chem = _maybe(lambda: battery.device_chemistry) or ""
-        capm = _maybe(lambda: battery.capacity_mode) or False
         cap = _maybe(lambda: battery.design_capacity)
         volt = _maybe(lambda: battery.design_voltage)
         profile: Profile | None
+        emulated = emulated_profile(self.uri)
         if self.profile_name:
             profile = load_profile(self.profile_name)
             reason = "named by the user"
-        elif emulated_profile(self.uri):
-            profile = load_profile(emulated_profile(self.uri))
+        elif emulated:
+            profile = load_profile(emulated)
             reason = "the emulated chip named by the device URI"
         else:
             detection = detect_profile(lambda: name, lambda: maker, None, allow_mac=False)
@@ -390,7 +390,6 @@ class Poller:
         cells = 0
         if profile is not None:
             cells = sum(1 for c in profile.commands if c.name.startswith("CellVoltage") and c.readable)
-        del capm
         identity = PackIdentity(
             serial_number=int(serial),
             manufacture_date=date,
