@@ -14,7 +14,7 @@ from typing import Self
 
 from smartbatt.emulator.faults import BusFaults, FaultyBus
 from smartbatt.emulator.target import SMBusTarget, TargetBusStuck, TargetNack, TargetStretch
-from smartbatt.errors import BusBusy, BusTimeout, NoAcknowledge
+from smartbatt.errors import BusBusy, BusTimeout, NoAcknowledge, UriError
 from smartbatt.transports.base import Transport
 from smartbatt.transports.capabilities import Capability
 from smartbatt.uri import DeviceSpec, parse_options
@@ -98,8 +98,6 @@ class EmulatedTransport(Transport):
         try:
             faults.validate()
         except ValueError as exc:
-            from smartbatt.errors import UriError
-
             raise UriError(f"invalid fault option: {exc}") from None
         return cls(target, faults=faults, bus_hz=wire.bus_hz, timeout_s=wire.timeout)
 
